@@ -1,0 +1,39 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test bench dev clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+
+# uv resolves nothing here: constraints.txt pins the whole tree, so every install is the same set.
+# pip is the fallback where uv cannot be installed.
+$(INSTALLED): $(BIN)/python pyproject.toml constraints.txt
+	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; then \
+		$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e '.[dev]'; \
+	else \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'; \
+	fi
+	@touch $@
+
+install: $(INSTALLED)
+
+demo: install
+	$(BIN)/python -m nightly_pipeline.demo
+
+test: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/sandbox_proxy.py
+
+dev: install
+	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .nightly_pipeline .pytest_cache

@@ -1,0 +1,34 @@
+"""Read models for people: a tenant's daily targets and shortlist."""
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+
+
+def daily_targets(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> list[dict] | None:
+    """The night's targets in manifest order, or None when no manifest exists for that date."""
+    manifest = conn.execute("""SELECT selected_company_ids, target_reasons FROM enrichment_runs
+                               WHERE tenant_id = %s AND run_date = %s""", (tenant_id, run_date)).fetchone()
+    if manifest is None:
+        return None
+    rows = conn.execute("""
+        SELECT c.company_id, c.name AS company, c.uen, c.ssic_code,
+               coalesce(c.website_domain, '(to discover)') AS domain, ic.match_score
+        FROM unnest(%s::bigint[]) WITH ORDINALITY AS sel(company_id, position)
+        JOIN companies c USING (company_id)
+        LEFT JOIN icp_candidate_companies ic ON ic.tenant_id = %s AND ic.company_id = c.company_id
+        ORDER BY sel.position""", (manifest["selected_company_ids"], tenant_id)).fetchall()
+    for row in rows:
+        row["why"] = manifest["target_reasons"].get(str(row["company_id"]), "")
+    return rows
+
+
+def shortlist(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> list[dict]:
+    rows = conn.execute("""
+        SELECT row_number() OVER (ORDER BY s.score DESC, s.company_id) AS rank, c.name AS company, c.uen,
+               round(s.score, 3) AS score, s.bucket, s.rationale
+        FROM lead_scores s JOIN companies c USING (company_id)
+        WHERE s.tenant_id = %s AND s.score_date = %s AND s.shortlisted
+        ORDER BY s.score DESC, s.company_id""", (tenant_id, run_date)).fetchall()
+    return rows

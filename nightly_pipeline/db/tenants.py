@@ -1,0 +1,98 @@
+"""Tenants, their Odoo connections and ICPs."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantInfo:
+    tenant_id: int
+    name: str
+    status: str
+    daily_cap: int | None
+    odoo_active: bool
+    created_at: dt.datetime
+
+    @property
+    def schedulable(self) -> bool:
+        """Active tenants with an active Odoo connection are the ones the nightly run serves."""
+        return self.status == "active" and self.odoo_active
+
+
+@dataclasses.dataclass(frozen=True)
+class OdooConnection:
+    url: str
+    db_name: str
+    username: str
+    password_env: str
+    active: bool
+
+
+class TenantNotFound(LookupError):
+    pass
+
+
+class TenantExists(ValueError):
+    pass
+
+
+def register_tenant(conn: psycopg.Connection, name: str, daily_cap: int | None) -> int:
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT register_tenant(%s, %s) AS tenant_id", (name, daily_cap)).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise TenantExists(f"a tenant named {name!r} already exists") from None
+    except psycopg.errors.CheckViolation:
+        raise ValueError(f"tenant name must be 1 to 200 characters, got {len(name)}") from None
+    return row["tenant_id"]
+
+
+def directory(conn: psycopg.Connection) -> list[TenantInfo]:
+    return [TenantInfo(**r) for r in conn.execute("SELECT * FROM tenant_directory()").fetchall()]
+
+
+def set_status(conn: psycopg.Connection, tenant_id: int, status: str) -> None:
+    if not conn.execute("SELECT set_tenant_status(%s, %s) AS ok", (tenant_id, status)).fetchone()["ok"]:
+        raise TenantNotFound(f"no tenant with id {tenant_id}")
+
+
+def get_tenant(conn: psycopg.Connection, tenant_id: int) -> TenantInfo:
+    """In a transaction scoped to ``tenant_id``."""
+    row = conn.execute("""SELECT t.tenant_id, t.name, t.status, t.daily_cap, t.created_at,
+                                 coalesce(o.active, false) AS odoo_active
+                          FROM tenants t LEFT JOIN odoo_connections o USING (tenant_id)
+                          WHERE t.tenant_id = %s""", (tenant_id,)).fetchone()
+    if row is None:
+        raise TenantNotFound(f"no tenant with id {tenant_id}")
+    return TenantInfo(**row)
+
+
+def upsert_odoo_connection(conn: psycopg.Connection, tenant_id: int, connection: OdooConnection) -> None:
+    conn.execute("""INSERT INTO odoo_connections (tenant_id, url, db_name, username, password_env, active)
+                    VALUES (%s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, db_name = excluded.db_name,
+                        username = excluded.username, password_env = excluded.password_env,
+                        active = excluded.active, updated_at = now()""",
+                 (tenant_id, connection.url, connection.db_name, connection.username, connection.password_env,
+                  connection.active))
+
+
+def get_odoo_connection(conn: psycopg.Connection, tenant_id: int) -> OdooConnection | None:
+    row = conn.execute("""SELECT url, db_name, username, password_env, active FROM odoo_connections
+                          WHERE tenant_id = %s""", (tenant_id,)).fetchone()
+    return OdooConnection(**row) if row else None
+
+
+def set_icp(conn: psycopg.Connection, tenant_id: int, payload: dict) -> None:
+    conn.execute("""INSERT INTO icp_rules (tenant_id, payload) VALUES (%s, %s)
+                    ON CONFLICT (tenant_id) DO UPDATE SET payload = excluded.payload, updated_at = now()""",
+                 (tenant_id, Jsonb(payload)))
+
+
+def get_icp(conn: psycopg.Connection, tenant_id: int) -> dict | None:
+    row = conn.execute("SELECT payload FROM icp_rules WHERE tenant_id = %s", (tenant_id,)).fetchone()
+    return row["payload"] if row else None

@@ -1,0 +1,57 @@
+"""The Dagster instance folder (``DAGSTER_HOME``) and its ``dagster.yaml``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nightly_pipeline.settings import Settings
+
+INSTANCE_YAML = """\
+# Dagster instance settings for nightly_pipeline (written by `nightly-pipeline`; edit the
+# SCHED_TENANT_CONCURRENCY environment variable rather than this file).
+telemetry:
+  enabled: false
+
+concurrency:
+  runs:
+    max_concurrent_runs: {max_runs}
+    tag_concurrency_limits:
+      # At most SCHED_TENANT_CONCURRENCY tenant runs at once (schedule, backfill or CLI)...
+      - key: "dagster/partition/tenant"
+        limit: {tenant_concurrency}
+      # ...and never two runs of the same tenant (a nightly run and a backfill of it, say).
+      - key: "dagster/partition/tenant"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
+
+# Storage: SQLite files under DAGSTER_HOME by default. For production, keep runs, events and
+# schedules in PostgreSQL (dagster-postgres; under SQLAlchemy 2.1 the URL must say +psycopg2):
+# storage:
+#   postgres:
+#     postgres_url:
+#       env: DAGSTER_PG_URL   # e.g. postgresql+psycopg2://dagster:secret@db.internal:5432/dagster
+"""
+
+
+def render_instance_yaml(settings: Settings) -> str:
+    concurrency = settings.sched_tenant_concurrency
+    return INSTANCE_YAML.format(tenant_concurrency=concurrency, max_runs=max(10, concurrency))
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Create DAGSTER_HOME with a dagster.yaml (unless the operator wrote their own) and export it."""
+    home = Path(settings.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    rendered = render_instance_yaml(settings)
+    if not config.exists() or config.read_text().startswith(INSTANCE_YAML.splitlines()[0]):
+        if not config.exists() or config.read_text() != rendered:
+            config.write_text(rendered)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
