@@ -1,0 +1,1 @@
+"""Enrichment logic of the crawl stage: website discovery, the Tavily fallback and AI extraction."""
