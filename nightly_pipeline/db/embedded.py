@@ -12,12 +12,18 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 HANDLE_FILE = ".handle_pids.json"
+
+# pgserver counts holders per process (by pid), so a second handle in the same process (the demo
+# and a Dagster resource, say) would stop the server under the first one; we count handles here.
+_handles_lock = threading.Lock()
+_handles: dict[Path, int] = {}
 
 
 def _pgserver():
@@ -81,10 +87,14 @@ class EmbeddedPostgres:
         pgserver = _pgserver()
         self.home.mkdir(parents=True, exist_ok=True)
         server_cls = pgserver.postgres_server.PostgresServer
-        with server_cls._lock:  # the same inter-process lock pgserver itself takes around the list
-            prune_dead_holders(self.pgdata)
-        _exit_on_sigterm()
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode=self.cleanup_mode)
+        with _handles_lock:
+            if not _handles.get(self.pgdata.resolve()):
+                with server_cls._lock:  # the same inter-process lock pgserver takes around the list
+                    prune_dead_holders(self.pgdata)
+                _exit_on_sigterm()
+            self._server = pgserver.get_server(self.pgdata, cleanup_mode=self.cleanup_mode)
+            key = self.pgdata.resolve()
+            _handles[key] = _handles.get(key, 0) + 1
         return self
 
     def uri(self, user: str = "postgres", database: str = "postgres", driver: str | None = None) -> str:
@@ -96,6 +106,12 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Release this process's handle; the server stops when no other live process holds it."""
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        if self._server is None:
+            return
+        with _handles_lock:
+            key = self.pgdata.resolve()
+            _handles[key] -= 1
+            if _handles[key] == 0:
+                del _handles[key]
+                self._server.cleanup()
+        self._server = None

@@ -122,8 +122,11 @@ class SandboxServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
-        if request.path.startswith(ADMIN_PREFIX) and self.request_host(request) in ("127.0.0.1", "localhost"):
-            return await handler(request)
+        if request.path.startswith(ADMIN_PREFIX):
+            if self.request_host(request) in ("127.0.0.1", "localhost"):
+                return await handler(request)
+            # A proxied request for http://some-site/_sandbox/... is a page that site does not have.
+            raise web.HTTPNotFound()
         delay = self.draw_latency()
         if delay:
             await asyncio.sleep(delay)
