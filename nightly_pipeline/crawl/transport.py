@@ -1,0 +1,165 @@
+"""HTTP transport for the crawler: connections pinned to the address the SSRF guard checked.
+
+httpcore opens every TCP connection through a network backend. :class:`PinnedNetworkBackend`
+resolves the name once, lets :class:`~.ssrf.AddressPolicy` judge every answer, and connects to
+the checked address. The URL, the ``Host`` header, TLS SNI and certificate verification keep the
+name, because httpcore takes them from the request origin, not from the socket address. A check
+made before a separate connect would be defeated by a TTL-0 rebinding answer; here the check and
+the connect use the same answer.
+
+With a proxy (``CRAWLER_PROXY``) the proxy resolves names, so only the URL checks of
+:meth:`~.ssrf.AddressPolicy.check_url` apply (the fetcher runs them on every hop).
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import typing
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Protocol
+
+import certifi
+import httpcore
+import httpx
+
+from nightly_pipeline.crawl.ssrf import AddressPolicy
+
+
+class Resolver(Protocol):
+    """Name resolution used by the pinned transport; tests inject fixed answers."""
+
+    async def resolve(self, host: str) -> list[str]: ...
+
+
+class SystemResolver:
+    """The operating system's resolver through ``loop.getaddrinfo``, answers deduplicated."""
+
+    async def resolve(self, host: str) -> list[str]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the policy-checked address of the requested host, never to the name."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver,
+                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                address = await self._policy.resolve_and_check(host, port, self._resolver)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        return await self._inner.connect_tcp(
+            address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not crawl targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """``httpx.AsyncHTTPTransport`` whose connection pool connects through the pinned backend.
+
+    httpx does not expose httpcore's ``network_backend`` argument, so the pool is rebuilt with
+    the same settings plus the backend; httpx's request mapping and exception translation
+    (``handle_async_request``) stay in use unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: AddressPolicy,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits = httpx.Limits(max_connections=128, max_keepalive_connections=64,
+                                            keepalive_expiry=5.0),
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        ssl_context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            network_backend=PinnedNetworkBackend(policy, resolver or SystemResolver(), network_backend),
+        )
+
+
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def build_crawl_client(
+    *,
+    policy: AddressPolicy,
+    user_agent: str,
+    timeout_s: float,
+    max_connections: int,
+    proxy: str | None = None,
+    resolver: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
+    """The one ``httpx.AsyncClient`` of a crawl.
+
+    Redirects are followed by the fetcher, hop by hop, so the client never follows them. The
+    cookie jar accepts nothing: a crawl is stateless, and one site's cookies have no business in
+    the next request. Environment proxies are ignored; the proxy is configured explicitly.
+    """
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                          keepalive_expiry=5.0)
+    transport: httpx.AsyncBaseTransport
+    if proxy:
+        context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, verify=context, trust_env=False, limits=limits)
+    else:
+        transport = PinnedTransport(policy=policy, resolver=resolver, verify=verify, limits=limits)
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(timeout_s),
+        cookies=_refusing_cookie_jar(),
+        headers={
+            "User-Agent": user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+            "Accept-Language": "en;q=1.0, *;q=0.5",
+            "Accept-Encoding": "gzip, deflate, br",
+        },
+    )
+
+
+def _refusing_cookie_jar() -> CookieJar:
+    # Passed as a bare CookieJar: httpx.Client copies an httpx.Cookies into a default jar,
+    # which would drop the policy.
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
