@@ -162,3 +162,20 @@ def open_database(settings: Settings, *, max_size: int = 8) -> Iterator[Database
             yield db
         finally:
             db.close()
+
+
+@contextlib.contextmanager
+def tenant_lock(db: Database, tenant_id: int, purpose: str) -> Iterator[None]:
+    """Hold a session-level advisory lock for (tenant, purpose) across several transactions.
+
+    Two runs of one tenant (a nightly run and a backfill, say) then serialize on the step that must
+    not interleave, such as the Odoo sync. The lock connection leaves the pool only for this block.
+    """
+    with db.pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, %s))", (purpose, tenant_id))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, %s))", (purpose, tenant_id))
+            conn.commit()

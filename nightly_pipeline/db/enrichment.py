@@ -1,0 +1,87 @@
+"""Per-company results of a tenant's night (``company_enrichment_runs``) and what they teach the
+shared ``companies`` table (website, firmographics, with per-field provenance)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+FIRMOGRAPHIC_FIELDS = ("industry", "employees_estimate", "revenue_bucket", "hq", "products_services",
+                       "business_model", "about")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompanyRunRecord:
+    company_id: int
+    outcome: str
+    degraded: bool
+    reasons: list[str]
+    signals: dict[str, Any]
+    extraction: dict[str, Any]
+    corpus_hash: str | None
+    corpus: str | None
+
+
+def done_company_ids(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID) -> set[int]:
+    """Companies this run already finished: a re-run resumes instead of paying again (errors retry)."""
+    rows = conn.execute("""SELECT company_id FROM company_enrichment_runs
+                           WHERE tenant_id = %s AND run_id = %s AND outcome <> 'error'""",
+                        (tenant_id, run_id)).fetchall()
+    return {r["company_id"] for r in rows}
+
+
+def save_company_run(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, record: CompanyRunRecord) -> None:
+    conn.execute(
+        """INSERT INTO company_enrichment_runs (tenant_id, run_id, company_id, outcome, degraded, reasons, signals,
+                                                extraction, corpus_hash, corpus)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (tenant_id, run_id, company_id) DO UPDATE SET outcome = excluded.outcome,
+               degraded = excluded.degraded, reasons = excluded.reasons, signals = excluded.signals,
+               extraction = excluded.extraction, corpus_hash = excluded.corpus_hash, corpus = excluded.corpus,
+               updated_at = now()""",
+        (tenant_id, run_id, record.company_id, record.outcome, record.degraded, Jsonb(record.reasons),
+         Jsonb(record.signals), Jsonb(record.extraction), record.corpus_hash, record.corpus))
+
+
+def run_records(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    return conn.execute(
+        """SELECT r.company_id, c.name, c.uen, c.website_domain, r.outcome, r.degraded, r.reasons, r.signals,
+                  r.extraction, r.corpus_hash
+           FROM company_enrichment_runs r JOIN companies c USING (company_id)
+           WHERE r.tenant_id = %s AND r.run_id = %s ORDER BY r.company_id""", (tenant_id, run_id)).fetchall()
+
+
+def record_website(conn: psycopg.Connection, company_id: int, domain: str, source: str, confidence: float) -> None:
+    """A discovered website; never replaces one the registry gave or a more confident find."""
+    conn.execute(
+        """UPDATE companies SET website_domain = %s, website_source = %s, website_confidence = %s,
+                  updated_at = now()
+           WHERE company_id = %s AND (website_domain IS NULL OR
+                 (website_source IS DISTINCT FROM 'acra' AND coalesce(website_confidence, 0) < %s))""",
+        (domain, source, confidence, company_id, confidence))
+
+
+def record_firmographics(conn: psycopg.Connection, company_id: int, profile: dict[str, Any], *, source: str,
+                         tenant_id: int, run_id: uuid.UUID, crawled_at: dt.datetime) -> list[str]:
+    """Write the known fields of an extracted profile; each field's provenance says where it came from."""
+    updates: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    for field in FIRMOGRAPHIC_FIELDS:
+        value = profile.get(field)
+        if value in (None, "", [], "unknown"):
+            continue
+        updates[field] = Jsonb(value) if field == "products_services" else value
+        provenance[field] = {"source": source, "confidence": profile.get(f"{field}_confidence"),
+                             "tenant_id": tenant_id, "run_id": str(run_id), "at": crawled_at.isoformat()}
+    assignments = ", ".join(f"{field} = %({field})s" for field in updates)
+    conn.execute(
+        f"""UPDATE companies SET {assignments + ', ' if assignments else ''}
+                   field_provenance = field_provenance || %(provenance)s, last_crawled_at = %(at)s,
+                   updated_at = now()
+            WHERE company_id = %(company_id)s""",
+        {**updates, "provenance": Jsonb(provenance), "at": crawled_at, "company_id": company_id})
+    return sorted(updates)
