@@ -6,6 +6,7 @@ Every sandbox server (simulated web proxy, Tavily, Lusha, ZeroBounce, OpenAI, Od
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import json
@@ -58,7 +59,7 @@ class RequestRecord:
     bytes: int
 
 
-class SandboxServer:
+class SandboxServer(abc.ABC):
     """An aiohttp server bound to loopback; start/stop from a running event loop."""
 
     name = "sandbox"
@@ -75,8 +76,9 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
 
     # -- to override -------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def add_routes(self, app: web.Application) -> None:
+        """Register the server's own routes."""
 
     def stats(self) -> dict[str, Any]:
         """Server-specific counters; subclasses extend the dict."""

@@ -11,10 +11,6 @@ CREATE TABLE extraction_cache (
     PRIMARY KEY (tenant_id, corpus_hash, model)
 );
 
-ALTER TABLE extraction_cache ENABLE ROW LEVEL SECURITY;
-ALTER TABLE extraction_cache FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON extraction_cache
-    USING (tenant_id = NULLIF(current_setting('request.tenant_id', true), '')::int)
-    WITH CHECK (tenant_id = NULLIF(current_setting('request.tenant_id', true), '')::int);
+SELECT enable_tenant_isolation('extraction_cache');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON extraction_cache TO {app_role};

@@ -33,20 +33,7 @@ ALTER TABLE lead_scores
     ADD COLUMN odoo_partner_id int,
     ADD COLUMN odoo_lead_id    int;
 
-DO $$
-DECLARE
-    tbl text;
-BEGIN
-    FOREACH tbl IN ARRAY ARRAY['lusha_lookups', 'rationale_cache'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tbl);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', tbl);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I '
-            'USING (tenant_id = NULLIF(current_setting(''request.tenant_id'', true), '''')::int) '
-            'WITH CHECK (tenant_id = NULLIF(current_setting(''request.tenant_id'', true), '''')::int)',
-            tbl);
-    END LOOP;
-END
-$$;
+SELECT enable_tenant_isolation('lusha_lookups');
+SELECT enable_tenant_isolation('rationale_cache');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON lusha_lookups, rationale_cache TO {app_role};
