@@ -1,5 +1,4 @@
 """The sensor against the real registry, and the CLI round trip (contract §2)."""
-import datetime as dt
 import json
 from importlib import resources
 

@@ -1,10 +1,7 @@
 """The Tavily sandbox server, driven by the real tavily-python client over loopback."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -12,27 +9,12 @@ import pytest
 from tavily import TavilyClient
 from tavily.errors import BadRequestError, ForbiddenError, InvalidAPIKeyError, UsageLimitExceededError
 
-from nightly_pipeline.sandbox.base import SandboxServer
 from nightly_pipeline.sandbox.tavily import TavilyServer
 from nightly_pipeline.sandbox.world import Site, World
+from nightly_pipeline_tests.sandbox.vendors_harness import serving
 
 SEARCH_KEYS = {"query", "answer", "images", "follow_up_questions", "results", "response_time"}
 RESULT_KEYS = {"title", "url", "content", "score", "raw_content"}
-
-
-@contextlib.contextmanager
-def running(server: SandboxServer) -> Iterator[SandboxServer]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +32,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[TavilyServer]:
-    with running(TavilyServer(world)) as tavily:
+    with serving(TavilyServer(world)) as tavily:
         yield tavily
 
 
@@ -200,7 +182,7 @@ def test_crawl_of_an_unknown_site_is_empty_and_free(tavily: TavilyClient) -> Non
 
 # -- auth, limits, credits ---------------------------------------------------------------------------------
 def test_unknown_or_missing_keys_get_401(world: World) -> None:
-    with running(TavilyServer(world, api_keys={"tvly-known"})) as tavily_server:
+    with serving(TavilyServer(world, api_keys={"tvly-known"})) as tavily_server:
         with TavilyClient(api_key="tvly-unknown", api_base_url=tavily_server.url) as client:
             with pytest.raises(InvalidAPIKeyError):
                 client.search("acme")
@@ -213,7 +195,7 @@ def test_unknown_or_missing_keys_get_401(world: World) -> None:
 
 def test_the_per_minute_limit_answers_429_and_crawl_has_its_own(world: World) -> None:
     site = plain_site(world)
-    with running(TavilyServer(world, per_minute=3, crawl_per_minute=1)) as tavily_server:
+    with serving(TavilyServer(world, per_minute=3, crawl_per_minute=1)) as tavily_server:
         with TavilyClient(api_key="tvly-busy", api_base_url=tavily_server.url) as client:
             for _ in range(3):
                 client.search("software")
@@ -230,7 +212,7 @@ def test_the_per_minute_limit_answers_429_and_crawl_has_its_own(world: World) ->
 
 
 def test_an_exhausted_credit_allowance_answers_432(world: World) -> None:
-    with running(TavilyServer(world, credit_limit=3)) as tavily_server:
+    with serving(TavilyServer(world, credit_limit=3)) as tavily_server:
         with TavilyClient(api_key="tvly-small", api_base_url=tavily_server.url) as client:
             client.search("software", search_depth="advanced")
             with pytest.raises(ForbiddenError):

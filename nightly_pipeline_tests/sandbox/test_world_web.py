@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import re
 import statistics
@@ -18,7 +17,7 @@ import pytest
 from protego import Protego
 from selectolax.lexbor import LexborHTMLParser
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel
 from nightly_pipeline.sandbox.web import GZIP_BOMB_INFLATED_BYTES, HUGE_PAGE_BYTES, WebProxyServer
 from nightly_pipeline.sandbox.world import (
     HARD_CASES,
@@ -28,24 +27,10 @@ from nightly_pipeline.sandbox.world import (
     registrable_domain,
 )
 from nightly_pipeline.sandbox.world_pages import EMAIL_FORMS, PHONE_FORMS, TESTIMONIAL
+from nightly_pipeline_tests.sandbox.vendors_harness import serving
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CF_HEX = re.compile(r'data-cfemail="([0-9a-f]+)"|/cdn-cgi/l/email-protection#([0-9a-f]+)')
-
-
-@contextlib.contextmanager
-def running(server: SandboxServer) -> Iterator[SandboxServer]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +40,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def proxy(world: World) -> Iterator[WebProxyServer]:
-    with running(WebProxyServer(world)) as server:
+    with serving(WebProxyServer(world)) as server:
         yield server
 
 
@@ -356,7 +341,7 @@ def test_the_broken_html_site_is_broken_but_still_carries_its_facts(world: World
 # -- latency, faults and the log ---------------------------------------------------------------------------
 def test_latency_at_scale_1_centres_on_250_ms_and_is_applied_to_every_request(world: World) -> None:
     site = ordinary_site(world)
-    with running(WebProxyServer(world, seed=3, latency=LatencyModel(scale=1.0))) as server:
+    with serving(WebProxyServer(world, seed=3, latency=LatencyModel(scale=1.0))) as server:
         async def burst() -> list[int]:
             async with httpx.AsyncClient(proxy=server.url, timeout=30) as http:
                 responses = await asyncio.gather(*(http.get(f"{site.url}products/item-{n}") for n in range(1, 41)))
@@ -385,7 +370,7 @@ def test_latency_scale_0_adds_no_delay(world: World, proxy: WebProxyServer, clie
 
 def test_fault_knobs_inject_429_and_503_at_the_configured_rates(world: World) -> None:
     site = ordinary_site(world)
-    with running(WebProxyServer(world, seed=11, faults=FaultConfig(rate_429=0.25, rate_5xx=0.1))) as server:
+    with serving(WebProxyServer(world, seed=11, faults=FaultConfig(rate_429=0.25, rate_5xx=0.1))) as server:
         with httpx.Client(proxy=server.url, timeout=10) as http:
             responses = [http.get(site.url) for _ in range(200)]
     statuses = Counter(r.status_code for r in responses)

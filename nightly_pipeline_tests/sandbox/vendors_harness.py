@@ -22,7 +22,7 @@ def serving(server: Server) -> Iterator[Server]:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
