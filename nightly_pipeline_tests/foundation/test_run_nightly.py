@@ -1,0 +1,50 @@
+"""scripts/run_nightly.py: which tenants and dates it runs."""
+import datetime as dt
+
+import pytest
+
+from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.targets import create_manifest
+from nightly_pipeline.nightly import main, plan_runs
+from nightly_pipeline.settings import load_settings
+
+pytestmark = pytest.mark.database
+DAY = dt.date(2026, 6, 1)
+
+
+@pytest.fixture
+def three_tenants(db, db_env):
+    ids = []
+    for name in ("a", "b", "c"):
+        with db.shared() as conn:
+            tenant = tenants_db.register_tenant(conn, name, None)
+        with db.tenant(tenant) as conn:
+            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "x", "PW", True))
+        ids.append(tenant)
+    with db.shared() as conn:
+        tenants_db.set_status(conn, ids[2], "disabled")
+    return ids
+
+
+def test_plans_active_tenants_with_include_and_exclude(three_tenants, db_env):
+    a, b, _ = three_tenants
+    settings = load_settings(db_env)
+    assert [r.key for r in plan_runs(settings, run_date=DAY)] == [f"2026-06-01|{a}", f"2026-06-01|{b}"]
+    assert [r.tenant_id for r in plan_runs(settings, run_date=DAY, tenant_ids=[b])] == [b]
+    excluded = load_settings({**db_env, "SCHED_TENANT_EXCLUDE": str(a)})
+    assert [r.tenant_id for r in plan_runs(excluded, run_date=DAY)] == [b]
+
+
+def test_from_manifest_resumes_that_tenant_and_date(three_tenants, db, db_env):
+    _, b, _ = three_tenants
+    with db.tenant(b) as conn:
+        manifest = create_manifest(conn, b, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
+    runs = plan_runs(load_settings(db_env), run_date=dt.date(2030, 1, 1), from_manifest=manifest.run_id)
+    assert [(r.tenant_id, r.run_date) for r in runs] == [(b, DAY)]
+
+
+def test_dry_run_prints_the_plan(three_tenants, db_env, capsys):
+    assert main(["--dry-run", "--date", "2026-06-01"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"would run 2026-06-01|{three_tenants[0]} (a)", f"would run 2026-06-01|{three_tenants[1]} (b)"]
+    assert main(["--from-manifest", "00000000-0000-0000-0000-000000000001"]) == 2
