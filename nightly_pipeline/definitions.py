@@ -3,7 +3,7 @@ import dagster as dg
 
 from nightly_pipeline.assets import all_assets
 from nightly_pipeline.jobs import nightly_job
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings
+from nightly_pipeline.resources import default_resources
 from nightly_pipeline.schedules import build_nightly_schedule
 from nightly_pipeline.sensors import tenant_registry_sensor
 
@@ -12,6 +12,6 @@ defs = dg.Definitions(
     jobs=[nightly_job],
     schedules=[build_nightly_schedule()],
     sensors=[tenant_registry_sensor],
-    resources={"database": DatabaseResource(), "pipeline_settings": PipelineSettings()},
+    resources=default_resources(),
     executor=dg.in_process_executor,
 )

@@ -25,7 +25,7 @@ from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.partitions import TENANTS, partition_key
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings
+from nightly_pipeline.resources import default_resources
 from nightly_pipeline.sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER, Sandbox, SandboxConfig
 from nightly_pipeline.settings import SettingsError, load_settings
 
@@ -67,9 +67,9 @@ def ensure_demo_tenants(db: Database, odoo_url: str) -> list[tuple[int, str]]:
     return tenants
 
 
-def materialize(instance: dg.DagsterInstance, tenant_id: int, run_date: dt.date) -> dg.ExecuteInJobResult:
+def materialize(instance: dg.DagsterInstance, tenant_id: int, run_date: dt.date) -> dg.ExecuteInProcessResult:
     return dg.materialize(all_assets, instance=instance, partition_key=partition_key(run_date, tenant_id),
-                          resources={"database": DatabaseResource(), "pipeline_settings": PipelineSettings()},
+                          resources=default_resources(),
                           run_config=QUIET_RUN, tags={"tenant": str(tenant_id)}, raise_on_error=False)
 
 
@@ -82,10 +82,12 @@ def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> 
         print(tabulate([[r["rank"], r["company"], r["score"], r["bucket"], r["rationale"]] for r in shortlist],
                        headers=["#", "company", "score", "bucket", "rationale"]))
         return
-    print("Shortlist: no scores yet (scoring is not built yet). Tonight's targets:")
-    print(tabulate([[i + 1, r["company"], r["uen"], r["ssic_code"], r["domain"], r["why"]]
-                    for i, r in enumerate(targets)],
-                   headers=["#", "company", "uen", "ssic", "website", "why chosen"]))
+    print("Shortlist: no scores yet (scoring is not built yet). Tonight's targets and their crawl:")
+    print(tabulate([[i + 1, r["company"], r["uen"], r["domain"], r["website_source"] or "-",
+                     r["crawl_outcome"] or "not crawled", r["industry"] or "-", r["employees"] or "-",
+                     r["extraction_source"] or "-"] for i, r in enumerate(targets)],
+                   headers=["#", "company", "uen", "website", "found via", "crawl", "industry", "employees",
+                            "extraction"]))
 
 
 def main() -> int:

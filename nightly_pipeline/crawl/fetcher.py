@@ -30,6 +30,7 @@ from nightly_pipeline.crawl.pages import is_html_content_type, is_probably_binar
 from nightly_pipeline.crawl.politeness import DomainScheduler, politeness_key
 from nightly_pipeline.crawl.robots import ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, RobotsCache
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
+from nightly_pipeline.crawl.transport import UNRESOLVABLE_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -334,6 +335,9 @@ class Fetcher:
             # whole timeout again, and stalls rarely clear within seconds.
             return _Hop(error_kind="timeout", error=f"no complete answer within {self._timeout_s:g} s")
         except httpx.ConnectError as exc:
+            if str(exc).startswith(UNRESOLVABLE_PREFIX):
+                # A name that does not resolve will not resolve in a second either.
+                return _Hop(error_kind="dns", error=str(exc))
             return _Hop(error_kind="connect", error=f"connect failed: {exc}", retryable=True)
         except httpx.ProxyError as exc:
             # The proxy could not reach the target (CONNECT refused, unknown host).
@@ -355,6 +359,10 @@ class Fetcher:
                 return _Hop(status, headers, content_type=content_type, error_kind="bad_redirect",
                             error=f"HTTP {status} without Location")
             return _Hop(status, headers, content_type=content_type, location=location)
+        if status == 502 and "dns_error" in response.headers.get("proxy-status", ""):
+            # RFC 9209: the proxy could not resolve the name; retrying cannot help.
+            return _Hop(status, headers, content_type=content_type, error_kind="dns",
+                        error="the proxy could not resolve the host")
         if status >= 400:
             return _Hop(status, headers, content_type=content_type, error_kind="http_status",
                         error=f"HTTP {status}", retryable=status in RETRY_STATUSES,

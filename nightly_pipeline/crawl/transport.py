@@ -25,6 +25,9 @@ import httpx
 
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 
+# Fetcher treats errors starting with this as final: a name that does not resolve stays so.
+UNRESOLVABLE_PREFIX = "cannot resolve"
+
 
 class Resolver(Protocol):
     """Name resolution used by the pinned transport; tests inject fixed answers."""
@@ -64,7 +67,7 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
         except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            raise httpcore.ConnectError(f"{UNRESOLVABLE_PREFIX} {host}: {exc}") from exc
         return await self._inner.connect_tcp(
             address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
 

@@ -14,11 +14,18 @@ def daily_targets(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -
         return None
     rows = conn.execute("""
         SELECT c.company_id, c.name AS company, c.uen, c.ssic_code,
-               coalesce(c.website_domain, '(to discover)') AS domain, ic.match_score
+               coalesce(c.website_domain, '(to discover)') AS domain, c.website_source, ic.match_score,
+               r.outcome AS crawl_outcome, r.extraction -> 'profile' ->> 'industry' AS industry,
+               r.extraction -> 'profile' ->> 'employees_estimate' AS employees,
+               r.extraction ->> 'source' AS extraction_source
         FROM unnest(%s::bigint[]) WITH ORDINALITY AS sel(company_id, position)
         JOIN companies c USING (company_id)
         LEFT JOIN icp_candidate_companies ic ON ic.tenant_id = %s AND ic.company_id = c.company_id
-        ORDER BY sel.position""", (manifest["selected_company_ids"], tenant_id)).fetchall()
+        LEFT JOIN enrichment_runs e ON e.tenant_id = %s AND e.run_date = %s
+        LEFT JOIN company_enrichment_runs r
+               ON r.tenant_id = %s AND r.run_id = e.run_id AND r.company_id = c.company_id
+        ORDER BY sel.position""",
+        (manifest["selected_company_ids"], tenant_id, tenant_id, run_date, tenant_id)).fetchall()
     for row in rows:
         row["why"] = manifest["target_reasons"].get(str(row["company_id"]), "")
     return rows

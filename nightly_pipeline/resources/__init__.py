@@ -1,5 +1,16 @@
 """One resource per external system; each stays thin and typed."""
-from nightly_pipeline.resources.database import DatabaseResource
-from nightly_pipeline.resources.settings import PipelineSettings
+from typing import Any
 
-__all__ = ["DatabaseResource", "PipelineSettings"]
+from nightly_pipeline.resources.database import DatabaseResource
+from nightly_pipeline.resources.llm import LLMResource
+from nightly_pipeline.resources.settings import PipelineSettings
+from nightly_pipeline.resources.tavily import TavilyResource
+
+
+def default_resources() -> dict[str, Any]:
+    """Every resource configured from the environment when a run starts (nothing baked in)."""
+    return {"database": DatabaseResource(), "pipeline_settings": PipelineSettings(),
+            "tavily": TavilyResource(), "llm": LLMResource()}
+
+
+__all__ = ["DatabaseResource", "LLMResource", "PipelineSettings", "TavilyResource", "default_resources"]

@@ -1,0 +1,279 @@
+"""The Tavily fallback: a company site's content when our own crawl is blocked or thin, and web search.
+
+Every Tavily call first reserves one query of the tenant run's ``TAVILY_MAX_QUERIES`` in the vendor
+ledger (an atomic reservation, so concurrent workers never overspend) and settles it afterwards:
+one query charged when Tavily answered, none when the call failed. The cap counts queries; the
+credits Tavily reports (``usage.credits``) go into the ledger's status line and the result.
+
+Tavily's crawler runs on Tavily's side, so what it returns is validated before anyone uses it:
+only http(s) pages of the requested site are kept (platform-notes §4.6). Vendor failures never
+raise: they come back as empty content with a short reason that never contains the key.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+from tavily import TavilyClient
+from tavily.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidAPIKeyError,
+    UsageLimitExceededError,
+)
+from tavily.errors import TimeoutError as TavilyTimeoutError
+
+from nightly_pipeline.db.budget import BudgetExhausted, Scope, VendorBudget
+from nightly_pipeline.domain.web_domains import registrable_domain
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "tavily"
+SEARCH_TIMEOUT_S = 30.0
+EXTRACT_TIMEOUT_S = 30.0
+CRAWL_TIMEOUT_S = 60.0
+DEFAULT_MAX_CONCURRENT_CALLS = 4
+# The extraction corpus is capped far below this; the cap only stops one runaway page from
+# holding megabytes in memory for the rest of the run.
+MAX_PAGE_CHARS = 50_000
+_FAILURE_DETAIL_CHARS = 160
+
+Endpoint = Literal["/search", "/extract", "/crawl"]
+Scheme = Literal["https", "http"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    url: str
+    domain: str
+    title: str
+    content: str
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FallbackContent:
+    """What Tavily could read of one site: ``pages`` as ``(url, markdown text)``, home page first."""
+
+    domain: str
+    pages: tuple[tuple[str, str], ...] = ()
+    credits: int = 0
+    calls: int = 0
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _CallOutcome:
+    """One metered Tavily call: its response, or why there is none."""
+
+    response: Mapping[str, Any] | None
+    credits: int
+    sent: bool
+    problem: str | None
+    account_refused: bool = False
+
+
+class _UnreadableResponse(ValueError):
+    """Tavily answered 200 with a body that is not the documented JSON object."""
+
+
+# Failures of one call that leave the run intact; anything else is a bug and should surface.
+_VENDOR_ERRORS = (UsageLimitExceededError, ForbiddenError, InvalidAPIKeyError, BadRequestError,
+                  TavilyTimeoutError, requests.RequestException, _UnreadableResponse)
+# Refusals about the key or the account: a second endpoint would be refused the same way.
+_ACCOUNT_ERRORS = (InvalidAPIKeyError, ForbiddenError)
+# Tavily answered 200 but the body could not be used: the query still counted.
+_ANSWERED_ERRORS = (_UnreadableResponse, requests.JSONDecodeError)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """A short reason for a failed call; exception messages are left out because they may echo input."""
+    if isinstance(exc, UsageLimitExceededError):
+        return "rate limited by Tavily (HTTP 429)"
+    if isinstance(exc, ForbiddenError):
+        return "refused by Tavily: plan or credit limit reached (HTTP 403/432/433)"
+    if isinstance(exc, InvalidAPIKeyError):
+        return "Tavily rejected the API key (HTTP 401)"
+    if isinstance(exc, BadRequestError):
+        return "Tavily rejected the request as invalid (HTTP 400)"
+    if isinstance(exc, TavilyTimeoutError):
+        return "no answer from Tavily in time"
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        return f"Tavily answered HTTP {status}"
+    if isinstance(exc, requests.RequestException):
+        return f"could not reach Tavily ({type(exc).__name__})"
+    return "Tavily's answer could not be read"
+
+
+def _credits(response: Mapping[str, Any]) -> int:
+    usage = response.get("usage")
+    credits = usage.get("credits") if isinstance(usage, Mapping) else None
+    return credits if isinstance(credits, int) and not isinstance(credits, bool) and credits >= 0 else 0
+
+
+def _web_url(value: Any) -> tuple[str, str] | None:
+    """``(url, registrable domain)`` for an http(s) URL, or None for anything else."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    domain = registrable_domain(parts.hostname)
+    return (url, domain) if domain else None
+
+
+def _site_pages(response: Mapping[str, Any] | None, domain: str, limit: int) -> list[tuple[str, str]]:
+    """The response's pages that belong to ``domain``, deduplicated, with text, at most ``limit``."""
+    results = response.get("results") if response is not None else None
+    pages: dict[str, str] = {}
+    for item in results if isinstance(results, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        located = _web_url(item.get("url"))
+        text = item.get("raw_content")
+        if located is None or located[1] != domain or not isinstance(text, str) or not text.strip():
+            continue
+        pages.setdefault(located[0], text.strip()[:MAX_PAGE_CHARS])
+        if len(pages) >= limit:
+            break
+    return list(pages.items())
+
+
+def _host(domain: str) -> str:
+    """The host of a bare domain or a URL: ``https://www.Acme.sg/x`` → ``www.acme.sg``."""
+    value = domain.strip()
+    return (urlsplit(value if "://" in value else f"//{value}").hostname or value).rstrip(".")
+
+
+def _first_failure(response: Mapping[str, Any] | None) -> str | None:
+    """Tavily's reason for the first URL it could not read, from ``failed_results``."""
+    if response is None:
+        return None
+    failed = response.get("failed_results")
+    if not isinstance(failed, list) or not failed or not isinstance(failed[0], Mapping):
+        return None
+    error = failed[0].get("error")
+    return str(error)[:_FAILURE_DETAIL_CHARS] if error else None
+
+
+def _search_hits(response: Mapping[str, Any]) -> list[SearchHit]:
+    results = response.get("results")
+    hits = []
+    for item in results if isinstance(results, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        located = _web_url(item.get("url"))
+        if located is None:
+            continue
+        score = item.get("score")
+        hits.append(SearchHit(url=located[0], domain=located[1], title=str(item.get("title") or ""),
+                              content=str(item.get("content") or ""),
+                              score=float(score) if isinstance(score, (int, float)) else 0.0))
+    return hits
+
+
+class TavilyFallback:
+    """Budgeted Tavily calls for one tenant run; ``client`` None means no key, so no calls at all.
+
+    The synchronous ``TavilyClient`` runs in worker threads; at most ``max_concurrent_calls`` calls
+    are in flight. The caller owns ``client`` and closes it.
+    """
+
+    def __init__(self, client: TavilyClient | None, budget: VendorBudget, max_queries: int, *,
+                 max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS) -> None:
+        if max_concurrent_calls < 1:
+            raise ValueError(f"max_concurrent_calls must be >= 1, got {max_concurrent_calls}")
+        self._client = client
+        self._budget = budget
+        self._max_queries = max_queries
+        self._gate = asyncio.Semaphore(max_concurrent_calls)
+
+    @property
+    def available(self) -> bool:
+        return self._client is not None
+
+    async def search(self, query: str, max_results: int = 5) -> list[SearchHit]:
+        """Web search hits with valid http(s) URLs, best first; empty when Tavily cannot be asked."""
+        client = self._client
+        if client is None:
+            return []
+        outcome = await self._metered("/search", lambda: client.search(
+            query, search_depth="basic", max_results=max_results, include_usage=True, timeout=SEARCH_TIMEOUT_S))
+        if outcome.response is None:
+            logger.info("Tavily search for %r skipped or failed: %s", query, outcome.problem)
+            return []
+        return _search_hits(outcome.response)
+
+    async def site_content(self, domain: str, *, limit: int = 6, scheme: Scheme = "https") -> FallbackContent:
+        """Up to ``limit`` pages of ``domain``: a one-level Tavily crawl, else an extract of the home page."""
+        if scheme not in ("https", "http"):
+            raise ValueError(f"scheme must be https or http, got {scheme!r}")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        site = registrable_domain(domain)
+        if site is None:
+            return FallbackContent(domain=domain, reason=f"{domain!r} is not a web domain")
+        client = self._client
+        if client is None:
+            return FallbackContent(domain=site, reason="no TAVILY_API_KEY")
+        home = f"{scheme}://{_host(domain)}/"
+        crawl = await self._metered("/crawl", lambda: client.crawl(
+            home, max_depth=1, limit=limit, extract_depth="basic", format="markdown", include_usage=True,
+            timeout=CRAWL_TIMEOUT_S))
+        pages = _site_pages(crawl.response, site, limit)
+        if pages:
+            return FallbackContent(site, tuple(pages), crawl.credits, int(crawl.sent),
+                                   f"Tavily crawl of {home}: {len(pages)} pages")
+        crawl_reason = f"Tavily crawl of {home}: {crawl.problem or 'no pages of the site'}"
+        if not crawl.sent or crawl.account_refused:
+            return FallbackContent(site, (), crawl.credits, int(crawl.sent), crawl_reason)
+        extract = await self._metered("/extract", lambda: client.extract(
+            [home], extract_depth="basic", format="markdown", include_usage=True, timeout=EXTRACT_TIMEOUT_S))
+        pages = _site_pages(extract.response, site, 1)
+        calls, credits = int(crawl.sent) + int(extract.sent), crawl.credits + extract.credits
+        outcome = "1 page" if pages else (extract.problem or _first_failure(extract.response) or "no content")
+        return FallbackContent(site, tuple(pages), credits, calls,
+                               f"{crawl_reason}; Tavily extract of the home page: {outcome}")
+
+    async def _metered(self, endpoint: Endpoint, call: Callable[[], Any]) -> _CallOutcome:
+        """Reserve one query, make ``call`` in a worker thread, settle what it cost."""
+        async with self._gate:
+            try:
+                reservation = await asyncio.to_thread(self._budget.reserve, VENDOR, endpoint, 1,
+                                                      self._max_queries, Scope.RUN)
+            except BudgetExhausted as exc:
+                return _CallOutcome(None, 0, False,
+                                    f"Tavily query budget exhausted ({exc.remaining} of {exc.cap} left)")
+            started = time.monotonic()
+            # Until an answer proves otherwise (say the task is cancelled mid-call), assume the
+            # vendor counted the query: the ledger may overstate spend, never understate it.
+            charged, status = 1, "cancelled"
+            try:
+                response = await asyncio.to_thread(call)
+                if not isinstance(response, Mapping):
+                    raise _UnreadableResponse(f"expected a JSON object, got {type(response).__name__}")
+                credits = _credits(response)
+                status = f"ok: {credits} credits"
+                return _CallOutcome(response, credits, True, None)
+            except _VENDOR_ERRORS as exc:
+                reason = _describe_failure(exc)
+                charged = 1 if isinstance(exc, _ANSWERED_ERRORS) else 0
+                status = f"error: {type(exc).__name__}"
+                logger.warning("Tavily %s failed: %s", endpoint, reason)
+                return _CallOutcome(None, 0, True, reason, account_refused=isinstance(exc, _ACCOUNT_ERRORS))
+            finally:
+                latency_ms = int((time.monotonic() - started) * 1000)
+                await asyncio.shield(asyncio.to_thread(self._budget.settle, reservation, charged=charged,
+                                                       status=status, latency_ms=latency_ms))
+

@@ -1,0 +1,235 @@
+"""The Tavily fallback against the sandbox Tavily server, metered by the real vendor ledger."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from tavily import TavilyClient
+
+from nightly_pipeline.crawl.crawler import SiteCrawler
+from nightly_pipeline.crawl.signals import decode_html, main_text
+from nightly_pipeline.db.budget import VendorBudget
+from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.enrich.tavily_fallback import FallbackContent, SearchHit, TavilyFallback
+from nightly_pipeline.resources.tavily import DEFAULT_BASE_URL, TavilyResource
+from nightly_pipeline.sandbox.runner import Sandbox
+from nightly_pipeline.settings import load_settings
+from nightly_pipeline_tests.enrich.discovery_kit import (
+    PROXY_VARIABLES,
+    crawler_config,
+    fast_sandbox,
+    plain_sites,
+    run_budget,
+    tavily_client,
+)
+
+pytestmark = pytest.mark.database
+
+
+@pytest.fixture(autouse=True)
+def no_outside_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests honours proxy variables; the sandbox must be reached directly on loopback.
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with fast_sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def budget(db, sandbox: Sandbox) -> VendorBudget:
+    sandbox.tavily.reset()
+    return run_budget(db)
+
+
+def site_content(fallback_args: tuple[Any, ...], domain: str, **options: Any) -> FallbackContent:
+    async def scenario() -> FallbackContent:
+        return await TavilyFallback(*fallback_args).site_content(domain, **options)
+
+    return asyncio.run(scenario())
+
+
+def test_the_fallback_reads_the_javascript_only_site_the_crawler_cannot(sandbox: Sandbox,
+                                                                        budget: VendorBudget) -> None:
+    site = sandbox.world.sites[sandbox.world.hard_cases["js_only"]]
+
+    async def own_crawl_text() -> str:
+        async with SiteCrawler(crawler_config(sandbox)) as crawler:
+            crawl = await crawler.crawl_site(site.domain)
+        return "\n".join(main_text(decode_html(page.body, page.content_type)) for page in crawl.pages)
+
+    crawled_text = asyncio.run(own_crawl_text())
+    with tavily_client(sandbox) as client:
+        content = site_content((client, budget, 10), site.domain, scheme="http")
+    fallback_text = "\n".join(text for _, text in content.pages)
+    pitch = site.industry.pitch[0]
+    assert site.uen not in crawled_text and pitch not in crawled_text
+    assert site.uen in fallback_text and pitch in fallback_text
+    assert 1 < len(content.pages) <= 6 and content.calls == 1 and content.credits > 0
+    assert content.pages[0][0] == f"https://{site.domain}/"
+    assert {registrable_domain(url) for url, _ in content.pages} == {site.domain}
+    assert budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
+    assert sandbox.tavily.stats()["calls"] == {"crawl": 1}
+
+
+def test_32_concurrent_fallbacks_never_spend_more_than_the_query_cap(sandbox: Sandbox, budget: VendorBudget) -> None:
+    domains = [site.domain for site in plain_sites(sandbox.world)[:32]]
+    assert len(domains) == 32
+
+    async def scenario(client: TavilyClient) -> list[FallbackContent]:
+        fallback = TavilyFallback(client, budget, max_queries=10, max_concurrent_calls=8)
+        return await asyncio.gather(*(fallback.site_content(domain, scheme="http") for domain in domains))
+
+    with tavily_client(sandbox) as client:
+        results = asyncio.run(scenario(client))
+    served = [result for result in results if result.pages]
+    refused = [result for result in results if not result.pages]
+    assert sandbox.tavily.stats()["requests"] == 10
+    assert budget.usage()["tavily"] == {"calls": 10, "charged": 10, "reserved": 10}
+    assert len(served) == 10 and all(result.calls == 1 for result in served)
+    assert len(refused) == 22
+    assert all(result.calls == 0 and result.reason.endswith(": Tavily query budget exhausted (0 of 10 left)")
+               for result in refused)
+
+
+def test_without_a_key_nothing_is_called_or_reserved(sandbox: Sandbox, budget: VendorBudget) -> None:
+    domain = plain_sites(sandbox.world)[0].domain
+
+    async def scenario() -> tuple[FallbackContent, list[SearchHit]]:
+        fallback = TavilyFallback(None, budget, 10)
+        return await fallback.site_content(domain), await fallback.search("Pearl Apps Singapore")
+
+    content, hits = asyncio.run(scenario())
+    assert content == FallbackContent(domain=domain, reason="no TAVILY_API_KEY")
+    assert hits == []
+    assert sandbox.tavily.stats()["requests"] == 0
+    assert budget.usage() == {}
+
+
+def test_a_rate_limited_tavily_gives_an_empty_result_and_charges_nothing(sandbox: Sandbox,
+                                                                        budget: VendorBudget) -> None:
+    domain = plain_sites(sandbox.world)[0].domain
+    sandbox.tavily.faults.rate_429 = 1.0
+    try:
+        with tavily_client(sandbox) as client:
+            content = site_content((client, budget, 10), domain, scheme="http")
+    finally:
+        sandbox.tavily.faults.rate_429 = 0.0
+    assert content.pages == () and content.credits == 0 and content.calls == 2
+    assert content.reason.count("rate limited by Tavily (HTTP 429)") == 2
+    assert sandbox.tavily.stats()["by_status"] == {"429": 2}
+    assert budget.usage()["tavily"] == {"calls": 2, "charged": 0, "reserved": 2}
+    assert _ledger_statuses(budget) == ["error: UsageLimitExceededError"] * 2
+
+
+def test_a_crawl_refused_by_its_own_rate_limit_falls_back_to_extracting_the_home_page(
+        sandbox: Sandbox, budget: VendorBudget) -> None:
+    site = plain_sites(sandbox.world)[1]
+    sandbox.tavily.crawl_per_minute = 0
+    try:
+        with tavily_client(sandbox) as client:
+            content = site_content((client, budget, 10), site.domain, scheme="http")
+    finally:
+        sandbox.tavily.crawl_per_minute = 100
+    assert [url for url, _ in content.pages] == [f"http://{site.domain}/"]
+    assert site.uen in content.pages[0][1]
+    assert content.calls == 2 and content.credits == 1
+    assert "crawl" in content.reason and "429" in content.reason
+    assert budget.usage()["tavily"] == {"calls": 2, "charged": 1, "reserved": 2}
+
+
+def test_a_rejected_key_is_reported_without_the_key_and_not_retried_elsewhere(sandbox: Sandbox,
+                                                                             budget: VendorBudget) -> None:
+    wrong_key = "tvly-not-the-sandbox-key"
+    with tavily_client(sandbox, api_key=wrong_key) as client:
+        content = site_content((client, budget, 10), plain_sites(sandbox.world)[0].domain)
+    assert content.pages == () and content.calls == 1
+    assert "rejected the API key (HTTP 401)" in content.reason and wrong_key not in content.reason
+    assert budget.usage()["tavily"] == {"calls": 1, "charged": 0, "reserved": 1}
+
+
+class ScriptedTavily:
+    """Answers crawl and extract with fixed bodies, as a misbehaving vendor might."""
+
+    def __init__(self, crawl: Mapping[str, Any], extract: Mapping[str, Any]) -> None:
+        self._crawl, self._extract = crawl, extract
+
+    def crawl(self, url: str, **options: Any) -> Mapping[str, Any]:
+        return self._crawl
+
+    def extract(self, urls: list[str], **options: Any) -> Mapping[str, Any]:
+        return self._extract
+
+
+def test_only_http_pages_of_the_requested_site_are_kept(budget: VendorBudget) -> None:
+    crawl = {"results": [
+        {"url": "https://www.acme.com.sg/", "raw_content": "Acme home"},
+        {"url": "https://shop.acme.com.sg/cart", "raw_content": "Acme shop"},
+        {"url": "https://acme.com.sg.evil.example/", "raw_content": "phishing"},
+        {"url": "http://169.254.169.254/latest/meta-data", "raw_content": "cloud secrets"},
+        {"url": "javascript:alert(1)", "raw_content": "script"},
+        {"url": "ftp://acme.com.sg/file", "raw_content": "file"},
+        {"url": "https://acme.com.sg/empty", "raw_content": "   "},
+        {"url": None, "raw_content": "no url"},
+        "not an object",
+        {"url": "https://www.acme.com.sg/", "raw_content": "duplicate"},
+    ], "usage": {"credits": 2}}
+    content = site_content((ScriptedTavily(crawl, {}), budget, 10), "acme.com.sg")
+    assert content.pages == (("https://www.acme.com.sg/", "Acme home"), ("https://shop.acme.com.sg/cart", "Acme shop"))
+    assert content.credits == 2
+
+
+def test_an_answer_that_is_not_an_object_counts_the_query_but_yields_nothing(budget: VendorBudget) -> None:
+    content = site_content((ScriptedTavily([], []), budget, 10), "acme.com.sg")  # type: ignore[arg-type]
+    assert content.pages == () and content.calls == 2
+    assert content.reason.count("Tavily's answer could not be read") == 2
+    assert budget.usage()["tavily"] == {"calls": 2, "charged": 2, "reserved": 2}
+
+
+def test_search_returns_hits_with_their_domains(sandbox: Sandbox, budget: VendorBudget) -> None:
+    site = plain_sites(sandbox.world)[0]
+
+    async def scenario(client: TavilyClient) -> list[SearchHit]:
+        return await TavilyFallback(client, budget, 10).search(f"{site.display_name} Singapore")
+
+    with tavily_client(sandbox) as client:
+        hits = asyncio.run(scenario(client))
+    assert hits[0].domain == site.domain and hits[0].url == f"https://{site.domain}/"
+    assert site.display_name in hits[0].content and hits[0].score == 1.0
+    assert budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
+
+
+def _ledger_statuses(budget: VendorBudget) -> list[str]:
+    with budget.db.tenant(budget.tenant_id) as conn:
+        rows = conn.execute("SELECT status FROM vendor_usage WHERE run_id = %s ORDER BY usage_id",
+                            (budget.run_id,)).fetchall()
+    return [row["status"] for row in rows]
+
+
+# -- the resource -------------------------------------------------------------------------------------------
+def test_the_resource_builds_no_client_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tavily-python would read this variable itself; the resource must not let it.
+    monkeypatch.setenv("TAVILY_API_KEY", "tvly-from-the-environment")
+    assert TavilyResource().client() is None
+    assert TavilyResource(api_key="  ").client() is None
+    assert TavilyResource().client(load_settings({})) is None
+
+
+def test_the_resource_uses_its_own_values_else_the_settings() -> None:
+    configured = TavilyResource(api_key="tvly-abc", base_url="http://127.0.0.1:9/").client()
+    assert configured is not None and configured.api_key == "tvly-abc" and configured.base_url == "http://127.0.0.1:9"
+    settings = load_settings({"TAVILY_API_KEY": "tvly-env", "TAVILY_BASE_URL": "http://127.0.0.1:8"})
+    from_settings = TavilyResource().client(settings)
+    assert from_settings is not None
+    assert (from_settings.api_key, from_settings.base_url) == ("tvly-env", "http://127.0.0.1:8")
+    own_key_only = TavilyResource(api_key="tvly-own").client(load_settings({}))
+    assert own_key_only is not None and own_key_only.base_url == DEFAULT_BASE_URL
+    assert "tvly-abc" not in repr(TavilyResource(api_key="tvly-abc"))
+    for client in (configured, from_settings, own_key_only):
+        client.close()

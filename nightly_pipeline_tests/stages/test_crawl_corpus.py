@@ -1,0 +1,72 @@
+"""crawl_corpus through the sandbox: politeness at the server, resumable re-runs, degradation."""
+import datetime as dt
+from collections import defaultdict
+
+import pytest
+
+from nightly_pipeline.assets import companies, crawl_corpus, daily_targets, icp_candidates
+from nightly_pipeline.db import enrichment as enrichment_db
+from nightly_pipeline.db import targets as targets_db
+from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
+
+pytestmark = pytest.mark.database
+ASSETS = [companies, icp_candidates, daily_targets, crawl_corpus]
+SOFTWARE = {"ssic_codes": ["62011", "62021", "62090", "63110"]}
+DAY = "2026-06-01"
+
+
+def run_records(db, tenant_id):
+    with db.tenant(tenant_id) as conn:
+        manifest = targets_db.get_manifest(conn, tenant_id, dt.date.fromisoformat(DAY))
+        return enrichment_db.run_records(conn, tenant_id, manifest.run_id)
+
+
+def test_targets_are_crawled_politely_and_enriched(loaded_db, db_target, sandbox, sandbox_env):
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE)
+    result = materialize(db_target, ASSETS, tenant, DAY, SHORTLIST_DAILY_CAP="8")
+    md = metadata(result, "crawl_corpus")
+    assert md["dagster/row_count"] == 8
+    assert md["pages_fetched"] > 8
+    assert md["errors"] == 0
+    records = run_records(loaded_db, tenant)
+    crawled = [r for r in records if r["outcome"] in ("crawled", "thin", "fallback")]
+    assert crawled, records
+    assert all(r["extraction"]["source"] in ("llm", "deterministic") for r in records)
+    assert any(r["extraction"]["source"] == "llm" for r in records)
+    # Politeness measured where it matters, at the server: request starts per host >= 0.5 s apart.
+    starts = defaultdict(list)
+    for entry in sandbox.web.request_log:
+        starts[entry.host].append(entry.at)
+    gaps = [b - a for times in starts.values() for a, b in zip(sorted(times), sorted(times)[1:])]
+    assert gaps and min(gaps) >= 0.5 - 0.005
+    assert md["tokens"] > 0
+
+
+def test_a_rerun_makes_no_vendor_calls_and_crawls_nothing(loaded_db, db_target, sandbox, sandbox_env):
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE)
+    materialize(db_target, ASSETS, tenant, DAY, SHORTLIST_DAILY_CAP="5")
+    before = {s.name: s.stats()["requests"] for s in sandbox.servers}
+    again = materialize(db_target, [crawl_corpus], tenant, DAY)
+    after = {s.name: s.stats()["requests"] for s in sandbox.servers}
+    assert after == before
+    assert metadata(again, "crawl_corpus")["resumed_from_earlier_attempt"] == 5
+
+
+def test_without_vendor_keys_the_stage_degrades_instead_of_failing(loaded_db, db_target, sandbox, sandbox_env,
+                                                                     monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("TAVILY_API_KEY")
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE)
+    md = metadata(materialize(db_target, ASSETS, tenant, DAY, SHORTLIST_DAILY_CAP="4"), "crawl_corpus")
+    assert md["tokens"] == 0 and md["tavily_queries"] == 0
+    assert md["degraded"] == 4
+    assert sandbox.openai.stats()["requests"] == 0 and sandbox.tavily.stats()["requests"] == 0
+    assert all("no OPENAI_API_KEY" in " ".join(r["reasons"]) for r in run_records(loaded_db, tenant))
+
+
+def test_a_tavily_budget_of_zero_is_never_exceeded(loaded_db, db_target, sandbox, sandbox_env):
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE)
+    md = metadata(materialize(db_target, ASSETS, tenant, DAY, SHORTLIST_DAILY_CAP="10", TAVILY_MAX_QUERIES="0"),
+                  "crawl_corpus")
+    assert md["tavily_queries"] == 0
+    assert sandbox.tavily.stats()["requests"] == 0
