@@ -188,7 +188,8 @@ def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
     if not rows:
         print(f"tenant {args.tenant_id}: no scores yet for {run_date}")
         return
-    _emit(rows, ["rank", "company", "uen", "score", "bucket", "rationale"], args.format)
+    _emit(rows, ["rank", "company", "uen", "score", "bucket", "rationale", "primary_contact", "contact_title",
+                 "verification", "odoo_partner_id", "odoo_lead_id"], args.format)
 
 
 # -- wiring -----------------------------------------------------------------------------------

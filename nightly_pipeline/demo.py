@@ -76,18 +76,27 @@ def materialize(instance: dg.DagsterInstance, tenant_id: int, run_date: dt.date)
 def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> None:
     with db.tenant(tenant_id) as conn:
         shortlist = reports.shortlist(conn, tenant_id, run_date)
-        targets = reports.daily_targets(conn, tenant_id, run_date) or []
-    print(f"\n== {name} (tenant {tenant_id}) — {run_date} ==")
-    if shortlist:
-        print(tabulate([[r["rank"], r["company"], r["score"], r["bucket"], r["rationale"]] for r in shortlist],
-                       headers=["#", "company", "score", "bucket", "rationale"]))
+        targets = {r["company"]: r for r in reports.daily_targets(conn, tenant_id, run_date) or []}
+    print(f"\n== {name} (tenant {tenant_id}) — shortlist for {run_date} ==")
+    if not shortlist:
+        print("no scores yet")
         return
-    print("Shortlist: no scores yet (scoring is not built yet). Tonight's targets and their crawl:")
-    print(tabulate([[i + 1, r["company"], r["uen"], r["domain"], r["website_source"] or "-",
-                     r["crawl_outcome"] or "not crawled", r["industry"] or "-", r["employees"] or "-",
-                     r["extraction_source"] or "-"] for i, r in enumerate(targets)],
-                   headers=["#", "company", "uen", "website", "found via", "crawl", "industry", "employees",
-                            "extraction"]))
+    print(tabulate(
+        [[r["rank"], r["company"], r["score"], r["bucket"], targets.get(r["company"], {}).get("crawl_outcome", "-"),
+          f"{r['primary_contact'] or '-'}" + (f" ({r['contact_title']})" if r["contact_title"] else ""),
+          r["verification"] or "-", r["odoo_partner_id"] or "-", r["odoo_lead_id"] or "-"] for r in shortlist],
+        headers=["#", "company", "score", "bucket", "crawl", "primary contact", "email", "odoo partner",
+                 "odoo lead"]))
+    print("Rationales:")
+    for r in shortlist:
+        print(f"  {r['rank']:>2}. {r['company']}: {r['rationale']}")
+
+
+def root_cause(error) -> str:
+    """The innermost message of a step failure (a retry wrapper says only that retries ran out)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def main() -> int:
@@ -99,7 +108,7 @@ def main() -> int:
     home = ensure_dagster_home(settings)
     run_date = today_in_singapore()
     print(f"DAGSTER_HOME={home}\nStarting the sandbox world (simulated web, vendors, Odoo) on loopback…")
-    with Sandbox(SandboxConfig()) as sandbox:
+    with Sandbox(SandboxConfig(odoo_state_file=home / "sandbox_odoo.json")) as sandbox:
         os.environ.update(sandbox.env)
         settings = load_settings()
         with open_database(settings) as db:
@@ -121,8 +130,10 @@ def main() -> int:
                 print_tenant(db, tenant_id, name, run_date)
         summary = {s.name: s.stats()["requests"] for s in sandbox.servers}
         print(f"\nSandbox requests served: {json.dumps(summary)}")
+        created = {db: sandbox.odoo.stats()["databases"][db]["creates"] for db in sandbox.odoo.databases()}
+        print(f"Records created in the sandbox Odoo by this demo: {json.dumps(created)}")
     for tenant_id, result in failures:
-        errors = [e.step_failure_data.error.message.strip() for e in result.all_events if e.is_step_failure]
+        errors = [root_cause(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
         print(f"demo: the run for tenant {tenant_id} failed: {'; '.join(errors)}", file=sys.stderr)
     if not failures:
         print("\nOpen the UI with: DAGSTER_HOME=$PWD/.nightly_pipeline .venv/bin/dagster dev")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
 
     # Thresholds
     score_min_export: float = Field(0.66, ge=0.0, le=1.0)
+    score_bucket_high: float = Field(0.66, gt=0.0, le=1.0)
+    score_bucket_medium: float = Field(0.33, gt=0.0, le=1.0)
+    odoo_sync_min_bucket: Literal["High", "Medium", "Low"] = "Medium"
 
     # Where things are
     database_url: SecretStr | None = None
@@ -139,6 +142,13 @@ class Settings(BaseSettings):
         return value.expanduser().absolute()
 
     @model_validator(mode="after")
+    def _buckets_ordered(self) -> "Settings":
+        if self.score_bucket_medium >= self.score_bucket_high:
+            raise ValueError(f"SCORE_BUCKET_MEDIUM and SCORE_BUCKET_HIGH: expected medium < high, got "
+                             f"{self.score_bucket_medium} and {self.score_bucket_high}")
+        return self
+
+    @model_validator(mode="after")
     def _include_exclude_disjoint(self) -> "Settings":
         both = set(self.sched_tenant_include) & set(self.sched_tenant_exclude)
         if both:
@@ -164,6 +174,7 @@ _EXPECTATIONS = {
     "greater_than": "a number > {gt}",
     "less_than_equal": "a number <= {le}",
     "string_pattern_mismatch": "a value matching {pattern}",
+    "literal_error": "one of {expected}",
 }
 
 

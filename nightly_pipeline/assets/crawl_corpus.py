@@ -133,7 +133,7 @@ def crawl_corpus(context: dg.AssetExecutionContext, database: DatabaseResource, 
         todo_ids = [cid for cid in manifest.selected_company_ids if cid not in done]
         companies = acra_db.companies_by_id(conn, todo_ids)
     budget = VendorBudget(db, part.tenant_id, manifest.run_id)
-    tavily_client = tavily.client(settings)
+    tavily_client = tavily.with_settings(settings).client()
     parts = {"settings": settings, "budget": budget, "tavily_client": tavily_client,
              "llm": llm.with_settings(settings)}
     context.log.info("crawl_corpus %s: %d targets, %d already done in this run", part.key,

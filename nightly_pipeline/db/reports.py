@@ -32,10 +32,15 @@ def daily_targets(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -
 
 
 def shortlist(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> list[dict]:
-    rows = conn.execute("""
+    """The night's shortlist, best first, with the primary contact, its verification and Odoo ids."""
+    return conn.execute("""
         SELECT row_number() OVER (ORDER BY s.score DESC, s.company_id) AS rank, c.name AS company, c.uen,
-               round(s.score, 3) AS score, s.bucket, s.rationale
+               c.website_domain AS domain, round(s.score, 3) AS score, s.bucket, s.rationale,
+               p.email AS primary_contact, p.full_name AS contact_name, p.title AS contact_title,
+               coalesce(v.policy, CASE WHEN p.email IS NULL THEN NULL ELSE 'unverified' END) AS verification,
+               s.odoo_partner_id, s.odoo_lead_id
         FROM lead_scores s JOIN companies c USING (company_id)
+        LEFT JOIN contacts p ON p.tenant_id = s.tenant_id AND p.company_id = s.company_id AND p.is_primary
+        LEFT JOIN email_verification_cache v ON v.tenant_id = p.tenant_id AND v.email = p.email
         WHERE s.tenant_id = %s AND s.score_date = %s AND s.shortlisted
         ORDER BY s.score DESC, s.company_id""", (tenant_id, run_date)).fetchall()
-    return rows

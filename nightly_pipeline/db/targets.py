@@ -111,3 +111,21 @@ def record_step(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, ste
                         status = coalesce(%s, status)
                     WHERE tenant_id = %s AND run_id = %s""",
                  (step, Jsonb(counters), status, tenant_id, run_id))
+
+
+def record_degradations(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, step: str,
+                        causes: list[str]) -> None:
+    """Name every degradation of a step in the run's record (replacing that step's earlier ones)."""
+    conn.execute("""UPDATE enrichment_runs
+                    SET degradations = (SELECT coalesce(jsonb_agg(d), '[]'::jsonb)
+                                        FROM jsonb_array_elements(degradations) d
+                                        WHERE d ->> 'step' IS DISTINCT FROM %s)
+                                       || %s::jsonb
+                    WHERE tenant_id = %s AND run_id = %s""",
+                 (step, Jsonb([{"step": step, "cause": c} for c in causes]), tenant_id, run_id))
+
+
+def finish_run(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, status: str,
+               error_summary: str | None = None) -> None:
+    conn.execute("""UPDATE enrichment_runs SET status = %s, error_summary = %s, finished_at = now()
+                    WHERE tenant_id = %s AND run_id = %s""", (status, error_summary, tenant_id, run_id))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
@@ -139,6 +140,20 @@ class OdooServer(SandboxServer):
     def databases(self) -> list[str]:
         with self._databases_lock:
             return sorted(self._databases)
+
+    def save_state(self, path: Path) -> None:
+        """Write every database's records to ``path`` (JSON), for a sandbox that outlives its process."""
+        with self._databases_lock:
+            state = {name: db.snapshot() for name, db in self._databases.items()}
+        path.write_text(json.dumps(state))
+
+    def load_state(self, path: Path) -> None:
+        """Restore the databases saved by :meth:`save_state`; databases not configured now are ignored."""
+        state = json.loads(path.read_text())
+        with self._databases_lock:
+            for name, snapshot in state.items():
+                if name in self._databases:
+                    self._databases[name].restore(snapshot)
 
     def database(self, name: str) -> OdooDatabase:
         with self._databases_lock:

@@ -124,6 +124,23 @@ class OdooDatabase:
         for login, password in users.items():
             self.add_user(login, password)
 
+    # -- persistence -----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The records (JSON-ready), so a sandbox Odoo can outlive one process like a real one."""
+        with self.lock:
+            return {"tables": {model: list(table.values()) for model, table in self._tables.items()},
+                    "next_id": dict(self._next_id)}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the records with a :meth:`snapshot`; users keep the passwords configured now."""
+        with self.lock:
+            for model, rows in snapshot["tables"].items():
+                if model in self._tables:
+                    self._tables[model] = {row["id"]: dict(row) for row in rows}
+            self._next_id.update({m: n for m, n in snapshot["next_id"].items() if m in self._next_id})
+            self._children_index.clear()
+            self._version += 1
+
     # -- users -----------------------------------------------------------------------------------
     def add_user(self, login: str, password: str) -> int:
         """Create an active user with its partner; return its uid."""

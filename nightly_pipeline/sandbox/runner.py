@@ -42,6 +42,8 @@ class SandboxConfig:
     odoo_databases: tuple[str, ...] = DEMO_ODOO_DATABASES
     lusha_per_minute: int = 300
     zerobounce_batches_per_minute: int = 5
+    # Where the sandbox Odoo keeps its records between runs (like a real CRM); None = memory only.
+    odoo_state_file: Path | None = None
 
 
 class Sandbox:
@@ -83,6 +85,9 @@ class Sandbox:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sandbox", daemon=True)
         self._thread.start()
+        state = self.config.odoo_state_file
+        if state is not None and state.exists():
+            self.odoo.load_state(state)
         try:
             for server in self.servers:
                 self.run(server.start())
@@ -94,6 +99,8 @@ class Sandbox:
     def stop(self) -> None:
         if self._loop is None:
             return
+        if self.config.odoo_state_file is not None:
+            self.odoo.save_state(self.config.odoo_state_file)
         for server in self.servers:
             if server.port is not None:
                 try:

@@ -13,7 +13,7 @@ from nightly_pipeline.crawl.signals import decode_html, main_text
 from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.web_domains import registrable_domain
 from nightly_pipeline.enrich.tavily_fallback import FallbackContent, SearchHit, TavilyFallback
-from nightly_pipeline.resources.tavily import DEFAULT_BASE_URL, TavilyResource
+from nightly_pipeline.resources.tavily import TavilyResource
 from nightly_pipeline.sandbox.runner import Sandbox
 from nightly_pipeline.settings import load_settings
 from nightly_pipeline_tests.enrich.discovery_kit import (
@@ -218,18 +218,18 @@ def test_the_resource_builds_no_client_without_a_key(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TAVILY_API_KEY", "tvly-from-the-environment")
     assert TavilyResource().client() is None
     assert TavilyResource(api_key="  ").client() is None
-    assert TavilyResource().client(load_settings({})) is None
+    assert TavilyResource().with_settings(load_settings({})).client() is None
 
 
 def test_the_resource_uses_its_own_values_else_the_settings() -> None:
     configured = TavilyResource(api_key="tvly-abc", base_url="http://127.0.0.1:9/").client()
     assert configured is not None and configured.api_key == "tvly-abc" and configured.base_url == "http://127.0.0.1:9"
     settings = load_settings({"TAVILY_API_KEY": "tvly-env", "TAVILY_BASE_URL": "http://127.0.0.1:8"})
-    from_settings = TavilyResource().client(settings)
+    from_settings = TavilyResource().with_settings(settings).client()
     assert from_settings is not None
     assert (from_settings.api_key, from_settings.base_url) == ("tvly-env", "http://127.0.0.1:8")
-    own_key_only = TavilyResource(api_key="tvly-own").client(load_settings({}))
-    assert own_key_only is not None and own_key_only.base_url == DEFAULT_BASE_URL
+    own_key_only = TavilyResource(api_key="tvly-own").with_settings(load_settings({})).client()
+    assert own_key_only is not None and own_key_only.base_url == "https://api.tavily.com"
     assert "tvly-abc" not in repr(TavilyResource(api_key="tvly-abc"))
     for client in (configured, from_settings, own_key_only):
         client.close()

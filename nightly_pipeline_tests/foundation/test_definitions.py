@@ -15,7 +15,8 @@ from nightly_pipeline.settings import load_settings
 
 SGT = zoneinfo.ZoneInfo("Asia/Singapore")
 ONE_AM = dt.datetime(2026, 6, 2, 1, 0, tzinfo=SGT)
-EXPECTED_ASSETS = {"companies", "icp_candidates", "daily_targets", "crawl_corpus"}
+EXPECTED_ASSETS = {"companies", "icp_candidates", "daily_targets", "crawl_corpus", "contacts", "verified_emails",
+                   "lead_scores", "odoo_sync"}
 
 
 def test_definitions_load_and_the_job_resolves():

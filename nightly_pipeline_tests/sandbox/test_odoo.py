@@ -384,3 +384,24 @@ def test_injected_5xx_faults_reach_odoorpc(own_server: OdooServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as failed:
         client.env["res.partner"].search([])
     assert failed.value.code == 503
+
+
+def test_state_saved_to_a_file_survives_a_restart(loop, tmp_path):
+    state = tmp_path / "odoo.json"
+    first = OdooServer(databases={"crm": {"admin": ADMIN_PASSWORD}})
+    _run(loop, first.start())
+    try:
+        partner = connect(first, "crm").env["res.partner"].create({"name": "Acme", "company_registry": "201912345K"})
+    finally:
+        _run(loop, first.stop())
+    first.save_state(state)
+    second = OdooServer(databases={"crm": {"admin": ADMIN_PASSWORD}})
+    second.load_state(state)
+    _run(loop, second.start())
+    try:
+        partners = connect(second, "crm").env["res.partner"]
+        found = partners.search_read([["company_registry", "=", "201912345K"]], ["name"])
+        assert found == [{"id": partner, "name": "Acme"}]
+        assert partners.create({"name": "Globex"}) > partner
+    finally:
+        _run(loop, second.stop())

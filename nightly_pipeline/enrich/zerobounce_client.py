@@ -1,0 +1,206 @@
+"""Async client for ZeroBounce v2 (vendor-apis.md §3): single ``validate``, ``validatebatch`` on the
+bulk host, and ``getcredits``.
+
+ZeroBounce reports most errors as HTTP 200 with ``{"error": …}``, so answers are judged by their
+body, not their status code. A 429 or an error that speaks of a block is :class:`ZeroBounceThrottled`;
+5xx, transport failures and unreadable answers are :class:`ZeroBounceUnavailable`; any other error
+body (a bad key, no credits) is :class:`ZeroBounceRejected`. Nothing is retried here: a batch is
+billed, and the caller decides whether to try again another night.
+
+The key is a query parameter on GET calls, so it is part of the URL: error messages name the
+endpoint only, and httpx's request log lines have the key masked.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import httpx
+
+DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
+DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
+MAX_BATCH_SIZE = 200
+_MESSAGE_CHARS = 200
+_THROTTLE_WORDS = ("block", "rate limit", "too many requests", "calls per minute")
+_KEY_PARAM = "api_key"
+
+
+class ZeroBounceError(RuntimeError):
+    pass
+
+
+class ZeroBounceThrottled(ZeroBounceError):
+    """ZeroBounce refused the call for its rate limit or blocked the key for a while."""
+
+
+class ZeroBounceUnavailable(ZeroBounceError):
+    """No usable answer. ``maybe_charged`` is True when the request may have been processed
+    (the connection failed after it was sent), so the caller must assume it was billed."""
+
+    def __init__(self, message: str, *, maybe_charged: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_charged = maybe_charged
+
+
+class ZeroBounceRejected(ZeroBounceError):
+    """An error body such as an invalid key or an account out of credits."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    email: str
+    status: str
+    sub_status: str
+    did_you_mean: str | None = None
+    free_email: bool = False
+
+    @property
+    def charged(self) -> bool:
+        """ZeroBounce never bills an ``unknown`` result."""
+        return self.status != "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchItemError:
+    email: str
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    validations: tuple[Validation, ...]
+    errors: tuple[BatchItemError, ...]
+
+    @property
+    def credits_charged(self) -> int:
+        return sum(1 for v in self.validations if v.charged)
+
+
+class _MaskApiKey(logging.Filter):
+    """Masks ``api_key`` in the URLs httpx logs ("HTTP Request: GET …?api_key=…")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_has_key(arg) for arg in record.args):
+            record.args = tuple(arg.copy_set_param(_KEY_PARAM, "***") if _has_key(arg) else arg
+                                for arg in record.args)
+        return True
+
+
+def _has_key(value: Any) -> bool:
+    return isinstance(value, httpx.URL) and _KEY_PARAM in value.params
+
+
+def _install_log_mask() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _MaskApiKey) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_MaskApiKey())
+
+
+_install_log_mask()
+
+
+def _error_from_body(endpoint: str, message: str) -> ZeroBounceError:
+    text = f"ZeroBounce {endpoint}: {message[:_MESSAGE_CHARS]}"
+    if any(word in message.lower() for word in _THROTTLE_WORDS):
+        return ZeroBounceThrottled(text)
+    return ZeroBounceRejected(text)
+
+
+def _validation(item: Mapping[str, Any], endpoint: str) -> Validation:
+    address, status = item.get("address"), item.get("status")
+    if not isinstance(address, str) or not isinstance(status, str) or not status:
+        raise ZeroBounceUnavailable(f"ZeroBounce {endpoint} answered a result without address or status")
+    did_you_mean = item.get("did_you_mean")
+    return Validation(email=address.strip().lower(), status=status.strip().lower(),
+                      sub_status=str(item.get("sub_status") or ""),
+                      did_you_mean=did_you_mean if isinstance(did_you_mean, str) and did_you_mean else None,
+                      free_email=item.get("free_email") in (True, "true", "True"))
+
+
+class ZeroBounceClient:
+    """``async with ZeroBounceClient(key, base_url=…, bulk_base_url=…) as zb:`` — one per event loop."""
+
+    def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
+                 bulk_base_url: str = DEFAULT_BULK_BASE_URL, timeout_s: float = 30.0,
+                 batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if not api_key.strip():
+            raise ValueError("a ZeroBounce API key is required")
+        self._key = api_key.strip()
+        self._base_url = base_url.rstrip("/")
+        self._bulk_base_url = bulk_base_url.rstrip("/")
+        # A batch of 200 can take about 70 s at ZeroBounce (vendor-apis §3.2).
+        self._batch_timeout_s = batch_timeout_s
+        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport, headers={"accept": "application/json"})
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def validate(self, email: str) -> Validation:
+        body = await self._call("validate", "GET", f"{self._base_url}/validate",
+                                params={_KEY_PARAM: self._key, "email": email, "ip_address": ""})
+        return _validation(body, "validate")
+
+    async def validate_batch(self, emails: Sequence[str]) -> BatchResult:
+        if not 1 <= len(emails) <= MAX_BATCH_SIZE:
+            raise ValueError(f"validatebatch takes 1..{MAX_BATCH_SIZE} addresses, got {len(emails)}")
+        payload = {_KEY_PARAM: self._key,
+                   "email_batch": [{"email_address": email, "ip_address": None} for email in emails]}
+        body = await self._call("validatebatch", "POST", f"{self._bulk_base_url}/validatebatch", json=payload,
+                                timeout=self._batch_timeout_s)
+        items = body.get("email_batch")
+        if not isinstance(items, list):
+            raise ZeroBounceUnavailable("ZeroBounce validatebatch answered without email_batch", maybe_charged=True)
+        errors = tuple(BatchItemError(str(e.get("email_address") or "").strip().lower(), str(e.get("error") or ""))
+                       for e in body.get("errors") or [] if isinstance(e, Mapping))
+        return BatchResult(tuple(_validation(item, "validatebatch") for item in items if isinstance(item, Mapping)),
+                           errors)
+
+    async def credits(self) -> int:
+        body = await self._call("getcredits", "GET", f"{self._base_url}/getcredits", params={_KEY_PARAM: self._key})
+        try:
+            credits = int(str(body.get("Credits")))
+        except ValueError:
+            raise ZeroBounceUnavailable("ZeroBounce getcredits answered without a credit count") from None
+        if credits < 0:
+            raise ZeroBounceRejected("ZeroBounce getcredits: the API key is not valid")
+        return credits
+
+    async def _call(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None = None,
+                    json: Any = None, timeout: float | None = None) -> dict[str, Any]:
+        extra = {"timeout": timeout} if timeout is not None else {}
+        try:
+            response = await self._http.request(method, url, params=params, json=json, **extra)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ZeroBounceUnavailable(f"ZeroBounce {endpoint}: {type(error).__name__}") from None
+        except httpx.HTTPError as error:
+            raise ZeroBounceUnavailable(f"ZeroBounce {endpoint}: {type(error).__name__}", maybe_charged=True) from None
+        return self._body(endpoint, response)
+
+    def _body(self, endpoint: str, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message = body.get("error") if isinstance(body, dict) else None
+        if response.status_code == 429:
+            detail = message if isinstance(message, str) and message else "rate limited"
+            raise ZeroBounceThrottled(f"ZeroBounce {endpoint} answered 429: {detail[:_MESSAGE_CHARS]}")
+        if response.status_code >= 500:
+            raise ZeroBounceUnavailable(f"ZeroBounce {endpoint} answered {response.status_code}")
+        if isinstance(message, str) and message:
+            raise _error_from_body(endpoint, message)
+        if not isinstance(body, dict):
+            raise ZeroBounceUnavailable(
+                f"ZeroBounce {endpoint} answered {response.status_code} with an unreadable body",
+                maybe_charged=response.status_code == 200)
+        if response.status_code != 200:
+            raise ZeroBounceRejected(f"ZeroBounce {endpoint} answered {response.status_code}")
+        return body

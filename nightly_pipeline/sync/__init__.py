@@ -1,0 +1,15 @@
+"""Pushing scored companies to the tenants' CRMs (Odoo)."""
+from nightly_pipeline.sync.odoo_sync import (
+    OdooLoginError,
+    OdooSync,
+    OdooSyncError,
+    OdooUnavailable,
+    RecordOutcome,
+    SyncContact,
+    SyncRecord,
+    SyncReport,
+    sync_and_record,
+)
+
+__all__ = ["OdooLoginError", "OdooSync", "OdooSyncError", "OdooUnavailable", "RecordOutcome", "SyncContact",
+           "SyncRecord", "SyncReport", "sync_and_record"]
