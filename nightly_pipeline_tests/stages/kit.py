@@ -3,7 +3,7 @@ import dagster as dg
 
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.partitions import partition_key
-from nightly_pipeline.resources import DatabaseResource, LLMResource, PipelineSettings, TavilyResource
+from nightly_pipeline.resources import DatabaseResource, PipelineSettings, default_resources
 from nightly_pipeline.sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER
 
 
@@ -23,9 +23,8 @@ def materialize(db_target, assets, tenant_id: int, day: str, **overrides: str) -
         instance.add_dynamic_partitions("tenants", [str(tenant_id)])
         result = dg.materialize(
             assets, instance=instance, partition_key=partition_key(day, tenant_id),
-            resources={"database": DatabaseResource(database_url=db_target.app_url),
-                       "pipeline_settings": PipelineSettings(overrides=overrides),
-                       "tavily": TavilyResource(), "llm": LLMResource()})
+            resources={**default_resources(), "database": DatabaseResource(database_url=db_target.app_url),
+                       "pipeline_settings": PipelineSettings(overrides=overrides)})
     assert result.success
     return result
 
