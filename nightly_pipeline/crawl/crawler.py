@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -20,8 +19,8 @@ import httpx
 
 from nightly_pipeline.crawl.fetcher import (
     NETWORK_ERROR_KINDS,
-    FetchResult,
     Fetcher,
+    FetchResult,
     RequestLedger,
     RetryPolicy,
     track_requests,
@@ -42,8 +41,6 @@ Coverage = Literal["full", "partial"]
 
 DEFAULT_USER_AGENT = "NightlyPipelineBot/1.0 (company website enrichment; obeys robots.txt)"
 _SCHEMES = ("https", "http")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
@@ -80,63 +77,6 @@ class CrawlerConfig:
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
                            max_retry_after_s=self.max_retry_after_s)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> CrawlerConfig:
-        """Read the ``CRAWLER_*`` and ``CRAWL_MAX_PAGES`` variables; unset ones keep defaults.
-
-        A malformed value raises ``ValueError`` naming the variable and what it expected.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        if user_agent := env.get("CRAWLER_USER_AGENT", "").strip():
-            values["user_agent"] = user_agent
-        if "CRAWLER_TIMEOUT_S" in env:
-            values["timeout_s"] = _positive_float(env, "CRAWLER_TIMEOUT_S")
-        if "CRAWLER_DOMAIN_MIN_INTERVAL_S" in env:
-            values["min_interval_s"] = _positive_float(env, "CRAWLER_DOMAIN_MIN_INTERVAL_S")
-        if "CRAWL_MAX_PAGES" in env:
-            values["max_pages"] = _non_negative_int(env, "CRAWL_MAX_PAGES")
-        if proxy := env.get("CRAWLER_PROXY", "").strip():
-            values["proxy"] = proxy
-        if "CRAWLER_SCHEMES" in env:
-            values["schemes"] = _schemes(env, "CRAWLER_SCHEMES")
-        if "CRAWLER_ALLOW_PRIVATE_NETWORKS" in env:
-            values["allow_private_networks"] = _boolean(env, "CRAWLER_ALLOW_PRIVATE_NETWORKS")
-        return cls(**values)
-
-
-def _positive_float(env: Mapping[str, str], name: str) -> float:
-    try:
-        value = float(env[name])
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ValueError(f"{name}: expected a positive number of seconds, got {env[name]!r}")
-    return value
-
-
-def _non_negative_int(env: Mapping[str, str], name: str) -> int:
-    raw = env[name].strip()
-    if not raw.isdigit():
-        raise ValueError(f"{name}: expected a whole number >= 0, got {env[name]!r}")
-    return int(raw)
-
-
-def _schemes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    schemes = tuple(part.strip().lower() for part in env[name].split(",") if part.strip())
-    if not schemes or any(scheme not in _SCHEMES for scheme in schemes):
-        raise ValueError(f"{name}: expected a comma-separated list of https and http, got {env[name]!r}")
-    return schemes
-
-
-def _boolean(env: Mapping[str, str], name: str) -> bool:
-    raw = env[name].strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{name}: expected true or false, got {env[name]!r}")
 
 
 @dataclass

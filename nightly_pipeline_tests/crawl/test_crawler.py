@@ -10,6 +10,8 @@ from aiohttp import web
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.fetcher import FetchResult
+from nightly_pipeline.enrich.crawl_stage import crawler_config
+from nightly_pipeline.settings import load_settings
 from nightly_pipeline_tests.crawl.crawl_net_testkit import (
     HangingPage,
     StaticResolver,
@@ -250,22 +252,12 @@ def test_fetch_home_page_for_website_discovery() -> None:
     assert site.hits_for(HOST, "/about") == []
 
 
-def test_config_from_environment() -> None:
-    config = CrawlerConfig.from_env({
+def test_config_from_the_pipeline_settings() -> None:
+    settings = load_settings({
         "CRAWLER_USER_AGENT": "AcmeBot/2.0", "CRAWLER_TIMEOUT_S": "7.5", "CRAWLER_DOMAIN_MIN_INTERVAL_S": "1",
         "CRAWL_MAX_PAGES": "4", "CRAWLER_PROXY": "http://127.0.0.1:3128", "CRAWLER_SCHEMES": "http",
         "CRAWLER_ALLOW_PRIVATE_NETWORKS": "true"})
+    config = crawler_config(settings)
     assert (config.user_agent, config.timeout_s) == ("AcmeBot/2.0", 7.5)
     assert (config.min_interval_s, config.max_pages) == (1.0, 4)
     assert (config.proxy, config.schemes, config.allow_private_networks) == ("http://127.0.0.1:3128", ("http",), True)
-    assert CrawlerConfig.from_env({}) == CrawlerConfig()
-
-
-@pytest.mark.parametrize(("name", "value"), [
-    ("CRAWLER_TIMEOUT_S", "soon"), ("CRAWLER_TIMEOUT_S", "0"), ("CRAWL_MAX_PAGES", "-1"),
-    ("CRAWLER_SCHEMES", "https,ftp"), ("CRAWLER_SCHEMES", ""), ("CRAWLER_ALLOW_PRIVATE_NETWORKS", "maybe"),
-    ("CRAWLER_DOMAIN_MIN_INTERVAL_S", "nan"),
-])
-def test_bad_environment_values_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(ValueError, match=name):
-        CrawlerConfig.from_env({name: value})
