@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from nightly_pipeline.db import Database, DatabaseTarget
-from nightly_pipeline.db.migrate import migrate
+from nightly_pipeline.db.migrate import OWNER_ROLE, migrate
 
 APP_ROLE = "nightly_app"
 
@@ -59,6 +59,8 @@ def db_target(pg_server_url: str) -> Iterator[DatabaseTarget]:
     name = f"np_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        roles_before = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                                                   ([APP_ROLE, OWNER_ROLE],))}
     admin_url = _replace(pg_server_url, dbname=name)
     migrate(admin_url, APP_ROLE)
     external = bool(os.environ.get("TEST_DATABASE_URL"))
@@ -70,6 +72,16 @@ def db_target(pg_server_url: str) -> Iterator[DatabaseTarget]:
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            _drop_roles_we_created(conn, {APP_ROLE, OWNER_ROLE} - roles_before)
+
+
+def _drop_roles_we_created(conn: psycopg.Connection, roles: set[str]) -> None:
+    """Leave a shared server as we found it, unless another test session still uses the roles."""
+    for role in sorted(roles, key=lambda r: r != APP_ROLE):
+        try:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        except psycopg.errors.DependentObjectsStillInUse:
+            pass
 
 
 def _truncate_all(admin_url: str) -> None:

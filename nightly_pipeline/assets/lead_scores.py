@@ -75,11 +75,15 @@ def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, p
         rows = scores_db.scores_for(conn, part.tenant_id, part.run_date)
     sources = {s: sum(1 for r in rationales if r.source == s) for s in ("llm", "cache", "template")}
     buckets = {b: sum(1 for _, _, r in scored if r.bucket == b) for b in ("High", "Medium", "Low")}
+    degradations = []
+    if sources["template"]:
+        cause = ("no OPENAI_API_KEY" if not llm_resource.has_key
+                 else "OpenAI token budget exhausted or the model failed")
+        degradations.append(f"{sources['template']} rationales use the template sentence: {cause}")
     record_stage(db, part, manifest, "lead_scores",
                  {"scored": len(scored), "shortlisted": len(shortlisted), "buckets": buckets,
                   "rationales": sources, "rationale_tokens": sum(r.tokens_used for r in rationales)},
-                 [] if not sources["template"] or not llm_resource.has_key
-                 else [f"{sources['template']} rationales fell back to the template (token budget or model error)"])
+                 degradations)
     table = [{"company": r["name"], "score": round(float(r["score"]), 3), "bucket": r["bucket"],
               "top reasons": ", ".join(x["feature"] for x in r["reasons"] if x["contribution"] > 0),
               "rationale": r["rationale"]} for r in rows if r["shortlisted"]]
