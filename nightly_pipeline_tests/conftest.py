@@ -23,6 +23,16 @@ from nightly_pipeline.db import Database, DatabaseTarget
 from nightly_pipeline.db.migrate import OWNER_ROLE, migrate
 
 APP_ROLE = "nightly_app"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def loopback_without_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vendor clients (requests under tavily-python, urllib under odoorpc) honour proxy variables;
+    every test server is on loopback and must be reached directly, never through a machine proxy."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 def _replace(url: str, **changes: str) -> str:

@@ -17,7 +17,11 @@ from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.contacts import preferred_title_rank
-from nightly_pipeline.enrich.contacts_stage import ContactsReport, assign_primary_contacts, find_contacts
+from nightly_pipeline.enrich.contacts_stage import (
+    ContactsReport,
+    assign_primary_contacts,
+    find_contacts,
+)
 from nightly_pipeline.enrich.lusha_client import MAX_IN_FLIGHT, LushaClient
 from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel
 from nightly_pipeline.sandbox.lusha import LushaServer

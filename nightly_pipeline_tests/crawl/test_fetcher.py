@@ -14,7 +14,12 @@ import pytest
 from aiohttp import web
 
 from nightly_pipeline.crawl import fetcher as fetcher_module
-from nightly_pipeline.crawl.fetcher import FetchResult, Fetcher, RetryPolicy, parse_retry_after
+from nightly_pipeline.crawl.fetcher import (
+    Fetcher,
+    FetchResult,
+    RetryPolicy,
+    parse_retry_after,
+)
 from nightly_pipeline.crawl.fetcher_decoding import (
     DECODE_STEP,
     BodyDecoder,
@@ -27,11 +32,11 @@ from nightly_pipeline.crawl.politeness import DomainScheduler
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 from nightly_pipeline.crawl.transport import build_crawl_client
 from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+    HangingPage,
+    RawHttpServer,
     StaticResolver,
     VirtualHosts,
     closed_port,
-    HangingPage,
-    RawHttpServer,
     running,
 )
 

@@ -9,7 +9,12 @@ import pytest
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.politeness import DomainScheduler, politeness_key
-from nightly_pipeline_tests.crawl.crawl_net_testkit import StaticResolver, VirtualHosts, html_page, running
+from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+    StaticResolver,
+    VirtualHosts,
+    html_page,
+    running,
+)
 
 # Server and client share the machine's monotonic clock; the epsilon covers its granularity only.
 CLOCK_EPSILON_S = 0.001

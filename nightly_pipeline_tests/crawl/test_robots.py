@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from nightly_pipeline.crawl.fetcher import FetchResult, Fetcher, RetryPolicy
+from nightly_pipeline.crawl.fetcher import Fetcher, FetchResult, RetryPolicy
 from nightly_pipeline.crawl.politeness import DomainScheduler
 from nightly_pipeline.crawl.robots import (
     ROBOTS_MAX_BYTES,
@@ -19,7 +19,12 @@ from nightly_pipeline.crawl.robots import (
 )
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 from nightly_pipeline.crawl.transport import build_crawl_client
-from nightly_pipeline_tests.crawl.crawl_net_testkit import StaticResolver, VirtualHosts, closed_port, running
+from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+    StaticResolver,
+    VirtualHosts,
+    closed_port,
+    running,
+)
 
 AGENT = "NightlyPipelineBot/1.0 (+https://example.com/bot)"
 HOST = "acme.com.sg"

@@ -14,7 +14,6 @@ from nightly_pipeline.sandbox.runner import SANDBOX_KEYS, Sandbox, SandboxConfig
 from nightly_pipeline.sandbox.world import Site, World
 
 RUN_DATE = dt.date(2026, 6, 1)
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def fast_sandbox() -> Sandbox:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -29,9 +29,7 @@ from nightly_pipeline.enrich.tavily_fallback import SearchHit, TavilyFallback
 from nightly_pipeline.sandbox.runner import Sandbox
 from nightly_pipeline.sandbox.world import World
 from nightly_pipeline_tests.enrich.discovery_kit import (
-    PROXY_VARIABLES,
     crawler_config,
-    fast_sandbox,
     plain_sites,
     run_budget,
     tavily_client,
@@ -150,18 +148,6 @@ def test_a_search_snippet_confirms_at_a_lower_confidence(title: str, content: st
 
 
 # -- discovery over the simulated web -----------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def no_outside_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests (under tavily-python) honours proxy variables; the sandbox is reached directly.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with fast_sandbox() as running:
-        yield running
 
 
 @dataclasses.dataclass(frozen=True)

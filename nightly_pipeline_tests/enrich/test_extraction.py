@@ -15,7 +15,14 @@ from aiohttp import web
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from psycopg.rows import dict_row
 
-from nightly_pipeline.crawl.signals import PageMeta, PageSummary, SiteSignals, TechHit, merge_site_signals, page_signals
+from nightly_pipeline.crawl.signals import (
+    PageMeta,
+    PageSummary,
+    SiteSignals,
+    TechHit,
+    merge_site_signals,
+    page_signals,
+)
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.budget import Scope, VendorBudget
@@ -28,7 +35,11 @@ from nightly_pipeline.enrich.extraction import (
     corpus_hash,
     deterministic_profile,
 )
-from nightly_pipeline.enrich.extraction_profile import MAX_ABOUT_CHARS, MAX_PRODUCTS, revenue_bucket_for_employees
+from nightly_pipeline.enrich.extraction_profile import (
+    MAX_ABOUT_CHARS,
+    MAX_PRODUCTS,
+    revenue_bucket_for_employees,
+)
 from nightly_pipeline.resources.llm import LLMResource
 from nightly_pipeline.sandbox.base import FaultConfig, SandboxServer
 from nightly_pipeline.sandbox.llm import OpenAIServer

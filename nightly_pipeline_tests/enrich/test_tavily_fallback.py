@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -12,34 +12,22 @@ from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.crawl.signals import decode_html, main_text
 from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.web_domains import registrable_domain
-from nightly_pipeline.enrich.tavily_fallback import FallbackContent, SearchHit, TavilyFallback
+from nightly_pipeline.enrich.tavily_fallback import (
+    FallbackContent,
+    SearchHit,
+    TavilyFallback,
+)
 from nightly_pipeline.resources.tavily import TavilyResource
 from nightly_pipeline.sandbox.runner import Sandbox
 from nightly_pipeline.settings import load_settings
 from nightly_pipeline_tests.enrich.discovery_kit import (
-    PROXY_VARIABLES,
     crawler_config,
-    fast_sandbox,
     plain_sites,
     run_budget,
     tavily_client,
 )
 
 pytestmark = pytest.mark.database
-
-
-@pytest.fixture(autouse=True)
-def no_outside_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours proxy variables; the sandbox must be reached directly on loopback.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with fast_sandbox() as running:
-        yield running
 
 
 @pytest.fixture

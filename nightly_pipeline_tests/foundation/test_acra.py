@@ -4,7 +4,12 @@ import io
 import pytest
 
 from nightly_pipeline.domain.acra import (
-    AcraFileError, core_name, display_name, normalize_company, parse_acra_csv, parse_acra_text,
+    AcraFileError,
+    core_name,
+    display_name,
+    normalize_company,
+    parse_acra_csv,
+    parse_acra_text,
 )
 
 HEADER = ("uen,entity_name,entity_type_description,entity_status_description,registration_incorporation_date,"

@@ -8,7 +8,11 @@ import pytest
 
 from nightly_pipeline.definitions import defs
 from nightly_pipeline.instance import render_instance_yaml
-from nightly_pipeline.partitions import InvalidTenantKey, partition_key, tenant_day_partitions
+from nightly_pipeline.partitions import (
+    InvalidTenantKey,
+    partition_key,
+    tenant_day_partitions,
+)
 from nightly_pipeline.schedules import build_nightly_schedule, nightly_run_requests
 from nightly_pipeline.sensors import partition_changes
 from nightly_pipeline.settings import load_settings

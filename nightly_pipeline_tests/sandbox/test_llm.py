@@ -10,7 +10,9 @@ import httpx
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
-from openai.lib._pydantic import to_strict_json_schema  # the schema ChatOpenAI sends for json_schema
+from openai.lib._pydantic import (
+    to_strict_json_schema,  # the schema ChatOpenAI sends for json_schema
+)
 from pydantic import BaseModel, Field
 
 from nightly_pipeline.sandbox.llm import OpenAIServer

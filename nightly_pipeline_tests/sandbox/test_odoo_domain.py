@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightly_pipeline.sandbox.odoo_domain import DomainError, compile_domain, filter_records, like_to_regex
+from nightly_pipeline.sandbox.odoo_domain import (
+    DomainError,
+    compile_domain,
+    filter_records,
+    like_to_regex,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,12 @@ import threading
 import httpx
 import odoorpc
 
-from nightly_pipeline.sandbox.runner import ODOO_PASSWORD, ODOO_USER, Sandbox, SandboxConfig
+from nightly_pipeline.sandbox.runner import (
+    ODOO_PASSWORD,
+    ODOO_USER,
+    Sandbox,
+    SandboxConfig,
+)
 from nightly_pipeline.settings import load_settings
 
 

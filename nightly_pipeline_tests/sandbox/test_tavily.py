@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tavily import TavilyClient
-from tavily.errors import BadRequestError, ForbiddenError, InvalidAPIKeyError, UsageLimitExceededError
+from tavily.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidAPIKeyError,
+    UsageLimitExceededError,
+)
 
 from nightly_pipeline.sandbox.tavily import TavilyServer
 from nightly_pipeline.sandbox.world import Site, World
@@ -15,14 +20,6 @@ from nightly_pipeline_tests.sandbox.vendors_harness import serving
 
 SEARCH_KEYS = {"query", "answer", "images", "follow_up_questions", "results", "response_time"}
 RESULT_KEYS = {"title", "url", "content", "score", "raw_content"}
-
-
-@pytest.fixture(autouse=True)
-def no_outside_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours proxy variables; the sandbox must be reached directly on loopback.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="module")

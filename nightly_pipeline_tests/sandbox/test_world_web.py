@@ -18,7 +18,11 @@ from protego import Protego
 from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel
-from nightly_pipeline.sandbox.web import GZIP_BOMB_INFLATED_BYTES, HUGE_PAGE_BYTES, WebProxyServer
+from nightly_pipeline.sandbox.web import (
+    GZIP_BOMB_INFLATED_BYTES,
+    HUGE_PAGE_BYTES,
+    WebProxyServer,
+)
 from nightly_pipeline.sandbox.world import (
     HARD_CASES,
     REDIRECT_LOOP_PATHS,

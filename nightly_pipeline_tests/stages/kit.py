@@ -3,7 +3,11 @@ import dagster as dg
 
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.partitions import partition_key
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings, default_resources
+from nightly_pipeline.resources import (
+    DatabaseResource,
+    PipelineSettings,
+    default_resources,
+)
 from nightly_pipeline.sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER
 
 

@@ -4,7 +4,12 @@ from collections import defaultdict
 
 import pytest
 
-from nightly_pipeline.assets import companies, crawl_corpus, daily_targets, icp_candidates
+from nightly_pipeline.assets import (
+    companies,
+    crawl_corpus,
+    daily_targets,
+    icp_candidates,
+)
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
