@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-import httpx
-
 from nightly_pipeline.crawl.fetcher import (
     NETWORK_ERROR_KINDS,
     Fetcher,
@@ -30,7 +28,11 @@ from nightly_pipeline.crawl.politeness import DomainScheduler
 from nightly_pipeline.crawl.robots import RobotsInfo
 from nightly_pipeline.crawl.signals import decode_html
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
-from nightly_pipeline.crawl.transport import Resolver, build_crawl_client
+from nightly_pipeline.crawl.transport import (
+    Resolver,
+    ShardedClient,
+    build_sharded_crawl_client,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +148,14 @@ class SiteCrawler:
         self._policy = self.config.address_policy()
         self._resolver = resolver
         self._verify = verify
-        self._client: httpx.AsyncClient | None = None
+        self._client: ShardedClient | None = None
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> SiteCrawler:
         config = self.config
-        self._client = build_crawl_client(
-            policy=self._policy, user_agent=config.user_agent, timeout_s=config.timeout_s,
-            max_connections=max(config.concurrency * 2, 8), proxy=config.proxy,
-            resolver=self._resolver, verify=self._verify)
+        self._client = build_sharded_crawl_client(
+            concurrency=config.concurrency, policy=self._policy, user_agent=config.user_agent,
+            timeout_s=config.timeout_s, proxy=config.proxy, resolver=self._resolver, verify=self._verify)
         scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
                                     max_in_flight=config.concurrency)
         self._fetcher = Fetcher(

@@ -26,11 +26,19 @@ import brotli
 import httpx
 
 from nightly_pipeline.crawl.fetcher_decoding import UnsupportedEncoding, make_decoder
-from nightly_pipeline.crawl.pages import is_html_content_type, is_probably_binary_url, sniff_html
+from nightly_pipeline.crawl.pages import (
+    is_html_content_type,
+    is_probably_binary_url,
+    sniff_html,
+)
 from nightly_pipeline.crawl.politeness import DomainScheduler, politeness_key
-from nightly_pipeline.crawl.robots import ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, RobotsCache
+from nightly_pipeline.crawl.robots import (
+    ROBOTS_MAX_BYTES,
+    ROBOTS_MAX_REDIRECTS,
+    RobotsCache,
+)
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
-from nightly_pipeline.crawl.transport import UNRESOLVABLE_PREFIX
+from nightly_pipeline.crawl.transport import UNRESOLVABLE_PREFIX, ShardedClient
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +196,7 @@ class Fetcher:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | ShardedClient,
         *,
         policy: AddressPolicy,
         scheduler: DomainScheduler,

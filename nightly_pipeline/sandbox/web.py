@@ -213,7 +213,7 @@ class WebProxyServer(SandboxServer):
                 await response.write(chunk)
             await response.write(tail)
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:
             pass   # the client stopped reading, which is what a size-capped crawler should do
         return response
 
