@@ -261,3 +261,18 @@ def test_config_from_the_pipeline_settings() -> None:
     assert (config.user_agent, config.timeout_s) == ("AcmeBot/2.0", 7.5)
     assert (config.min_interval_s, config.max_pages) == (1.0, 4)
     assert (config.proxy, config.schemes, config.allow_private_networks) == ("http://127.0.0.1:3128", ("http",), True)
+
+
+def test_pools_are_sharded_by_host_and_a_host_keeps_its_pool() -> None:
+    from nightly_pipeline.crawl.ssrf import AddressPolicy
+    from nightly_pipeline.crawl.transport import DOMAINS_PER_POOL, build_sharded_crawl_client
+
+    client = build_sharded_crawl_client(concurrency=100, policy=AddressPolicy(), user_agent="t", timeout_s=1)
+    try:
+        assert len(client._clients) == -(-100 // DOMAINS_PER_POOL)
+        pools = {client._for(client.build_request("GET", f"http://site{i}.sg/").url) for i in range(200)}
+        assert len(pools) == len(client._clients)
+        first = client.build_request("GET", "http://acme.com.sg/about").url
+        assert client._for(first) is client._for(client.build_request("GET", "http://acme.com.sg/team").url)
+    finally:
+        asyncio.run(client.aclose())
