@@ -171,7 +171,15 @@ def _emit(rows: list[dict], columns: Sequence[str], fmt: str) -> None:
         print(tabulate([[r.get(c) for c in columns] for r in rows], headers=list(columns)))
 
 
+def _tenant_or_default(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = args.tenant_id or settings.default_tenant_id
+    if tenant_id is None:
+        raise CliError("name a TENANT_ID or set DEFAULT_TENANT_ID")
+    return tenant_id
+
+
 def cmd_targets(settings: Settings, args: argparse.Namespace) -> None:
+    args.tenant_id = _tenant_or_default(settings, args)
     run_date = args.date or today_in_singapore()
     with open_database(settings) as db, db.tenant(args.tenant_id) as conn:
         rows = reports.daily_targets(conn, args.tenant_id, run_date)
@@ -182,6 +190,7 @@ def cmd_targets(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
+    args.tenant_id = _tenant_or_default(settings, args)
     run_date = args.date or today_in_singapore()
     with open_database(settings) as db, db.tenant(args.tenant_id) as conn:
         rows = reports.shortlist(conn, args.tenant_id, run_date)
@@ -231,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (("shortlist", cmd_shortlist, "print a tenant's shortlist"),
                                   ("targets", cmd_targets, "print a tenant's daily targets")):
         sub = top.add_parser(name, help=help_text)
-        sub.add_argument("tenant_id", type=_tenant_id)
+        sub.add_argument("tenant_id", type=_tenant_id, nargs="?", help="default: DEFAULT_TENANT_ID")
         sub.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
         sub.add_argument("--format", choices=("table", "json", "csv"), default="table")
         sub.set_defaults(func=func)

@@ -56,6 +56,12 @@ def test_cli_round_trip(db_env, capsys, tmp_path, monkeypatch):
 
     code, out, _ = cli(capsys, "shortlist", "1", "--date", "2026-06-01")
     assert "no scores yet" in out
+    code, _, err = cli(capsys, "shortlist", "--date", "2026-06-01")
+    assert code == 2 and "name a TENANT_ID or set DEFAULT_TENANT_ID" in err
+    monkeypatch.setenv("DEFAULT_TENANT_ID", tenant_id)
+    code, out, _ = cli(capsys, "shortlist", "--date", "2026-06-01", "--format", "json")
+    assert code == 0 and "tenant 1: no scores yet" in out
+    monkeypatch.delenv("DEFAULT_TENANT_ID")
     code, _, err = cli(capsys, "targets", "1", "--date", "2026-06-01")
     assert code == 2 and "no targets for 2026-06-01" in err
 

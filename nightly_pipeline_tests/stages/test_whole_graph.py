@@ -4,6 +4,7 @@ import datetime as dt
 import pytest
 
 from nightly_pipeline.assets import all_assets
+from nightly_pipeline.cli import main
 from nightly_pipeline.db import reports
 from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
 
@@ -17,7 +18,7 @@ def odoo_creates(sandbox, database: str) -> dict:
     return dict(sandbox.odoo.stats()["databases"][database]["creates"])
 
 
-def test_whole_graph_then_a_rerun_that_creates_nothing(loaded_db, db_target, sandbox, sandbox_env):
+def test_whole_graph_then_a_rerun_that_creates_nothing(loaded_db, db_target, db_env, sandbox, sandbox_env, capsys):
     tenant = add_tenant(loaded_db, "acme", SOFTWARE, odoo_url=sandbox.odoo_url, odoo_db="demo_software")
     first = materialize(db_target, all_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
     with loaded_db.tenant(tenant) as conn:
@@ -32,6 +33,10 @@ def test_whole_graph_then_a_rerun_that_creates_nothing(loaded_db, db_target, san
     created = odoo_creates(sandbox, "demo_software")
     assert created.get("res.partner", 0) >= len(synced)
     vendor_requests = {s.name: s.stats()["requests"] for s in sandbox.servers if s.name != "odoo"}
+    assert main(["shortlist", str(tenant), "--date", DAY, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split(",")[:5] == ["rank", "company", "uen", "score", "bucket"]
+    assert len(lines) == 7 and "odoo_lead_id" in lines[0]
 
     materialize(db_target, all_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
     assert odoo_creates(sandbox, "demo_software") == created
