@@ -31,6 +31,9 @@ test: install
 
 bench: install
 	$(BIN)/python bench/sandbox_proxy.py
+	$(BIN)/python bench/crawl.py
+	$(BIN)/python bench/contacts.py
+	$(BIN)/python bench/odoo_sync.py
 
 dev: install
 	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/dagster dev -h 127.0.0.1 -p 3000
