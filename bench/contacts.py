@@ -34,14 +34,11 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import ipaddress
 import json
 import math
 import multiprocessing
-import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -52,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_support import allow_only_loopback, pin_to_core
 from psycopg import sql
 
 from nightly_pipeline.crawl.signals import SiteSignals
@@ -67,9 +65,17 @@ from nightly_pipeline.db.embedded import EmbeddedPostgres
 from nightly_pipeline.db.migrate import migrate
 from nightly_pipeline.domain.acra import CompanyRecord
 from nightly_pipeline.domain.targets import Target, Tier
-from nightly_pipeline.enrich.contacts_stage import ContactsReport, assign_primary_contacts, find_contacts
+from nightly_pipeline.enrich.contacts_stage import (
+    ContactsReport,
+    assign_primary_contacts,
+    find_contacts,
+)
 from nightly_pipeline.enrich.lusha_client import LushaClient
-from nightly_pipeline.enrich.verification_stage import DEFAULT_BATCH_SIZE, VerificationReport, verify_emails
+from nightly_pipeline.enrich.verification_stage import (
+    DEFAULT_BATCH_SIZE,
+    VerificationReport,
+    verify_emails,
+)
 from nightly_pipeline.enrich.zerobounce_client import ZeroBounceClient
 from nightly_pipeline.sandbox.people import people_for
 from nightly_pipeline.settings import Settings, load_settings
@@ -108,36 +114,6 @@ _NAME_TRADES = ("Logistics", "Systems", "Engineering", "Trading", "Analytics", "
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
-# -- loopback only ------------------------------------------------------------------------------------------
-def _is_loopback(host: object) -> bool:
-    if host is None:
-        return True
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse_non_loopback(event: str, args: tuple[Any, ...]) -> None:
-    # Unix-socket connects (the embedded PostgreSQL) carry a path, not a (host, port) tuple.
-    if event == "socket.connect" and isinstance(args[1], tuple) and not _is_loopback(args[1][0]):
-        raise PermissionError(f"bench/contacts.py contacts loopback only, refused {args[1]!r}")
-    if event == "socket.getaddrinfo" and not _is_loopback(args[0]):
-        raise PermissionError(f"bench/contacts.py resolves loopback only, refused {args[0]!r}")
-
-
-def _allow_only_loopback() -> None:
-    sys.addaudithook(_refuse_non_loopback)
-
-
-def _pin_to_core(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {core})
-
-
 # -- the vendor process -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class VendorSettings:
@@ -155,8 +131,8 @@ class VendorPorts:
 
 def _serve(settings: VendorSettings, channel: Connection, stop: Event) -> None:
     """Vendor process: start both sandboxes, report their ports, serve until told to stop, send their stats."""
-    _pin_to_core(SERVER_CORE)
-    _allow_only_loopback()
+    pin_to_core(SERVER_CORE)
+    allow_only_loopback("bench/contacts.py")
     asyncio.run(_run_vendors(settings, channel, stop))
 
 
@@ -540,14 +516,14 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
-    _allow_only_loopback()
+    allow_only_loopback("bench/contacts.py")
     settings = load_settings({"LUSHA_MAX_CONTACT_LOOKUPS": str(VENDOR_CAP),
                               "ZEROBOUNCE_MAX_VERIFICATIONS": str(VENDOR_CAP)})
     vendors = VendorSettings(lusha_per_minute=args.lusha_per_minute,
                              zerobounce_batches_per_minute=args.zerobounce_batches_per_minute,
                              latency_scale=args.latency_scale, seed=args.seed)
     with vendor_process(vendors) as sandbox, throwaway_database() as db:
-        _pin_to_core(CLIENT_CORE)
+        pin_to_core(CLIENT_CORE)
         night = seed_night(db, synthetic_companies(args.targets, args.seed), dt.date.today())
         contacts, contacts_run = run_contacts(db, night, settings, sandbox.lusha_url, args.timeout)
         verification, verification_run = run_verified_emails(db, night, settings, sandbox.zerobounce_url, args.timeout)

@@ -35,16 +35,13 @@ import contextvars
 import cProfile
 import dataclasses
 import importlib.util
-import ipaddress
 import json
 import math
 import multiprocessing
-import os
 import pstats
 import random
 import resource
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +51,8 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.politeness import politeness_key
@@ -129,35 +128,6 @@ class ServedRequest:
 class ServerReport:
     requests: list[ServedRequest]
     cpu_s: float
-
-
-# -- loopback only ------------------------------------------------------------------------------------------
-def _is_loopback(host: object) -> bool:
-    if host is None:
-        return True
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse_non_loopback(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect" and isinstance(args[1], tuple) and not _is_loopback(args[1][0]):
-        raise PermissionError(f"bench/crawl.py contacts loopback only, refused {args[1]!r}")
-    if event == "socket.getaddrinfo" and not _is_loopback(args[0]):
-        raise PermissionError(f"bench/crawl.py resolves loopback only, refused {args[0]!r}")
-
-
-def _allow_only_loopback() -> None:
-    sys.addaudithook(_refuse_non_loopback)
-
-
-def _pin_to_core(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {core})
 
 
 def _cpu_s() -> float:
@@ -253,8 +223,8 @@ def _timed_proxy(world: World, settings: ServerSettings) -> tuple[WebProxyServer
 
 def _serve(settings: ServerSettings, channel: Connection, stop: Event) -> None:
     """Proxy process: build the world, offer its domains, serve until told to stop, send the log."""
-    _pin_to_core(SERVER_CORE)
-    _allow_only_loopback()
+    pin_to_core(SERVER_CORE)
+    allow_only_loopback("bench/crawl.py")
     asyncio.run(_run_proxy(settings, channel, stop))
 
 
@@ -516,7 +486,7 @@ def _receive(channel: Connection, server: BaseProcess, timeout_s: float, what: s
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
-    _allow_only_loopback()
+    allow_only_loopback("bench/crawl.py")
     context = multiprocessing.get_context("spawn")
     channel, server_end = context.Pipe()
     stop = context.Event()
@@ -525,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     server.start()
     try:
         offer: WorldOffer = _receive(channel, server, SERVER_START_TIMEOUT_S, "world")
-        _pin_to_core(CRAWLER_CORE)
+        pin_to_core(CRAWLER_CORE)
         config = _crawler_config(offer.port, args.concurrency)
         run = run_crawl(offer.domains, config, args.timeout, args.profile)
         stop.set()

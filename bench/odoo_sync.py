@@ -24,13 +24,10 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import multiprocessing
-import os
 import random
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -39,13 +36,19 @@ from typing import Any
 
 import httpx
 import odoorpc
+from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import bucket_of
 from nightly_pipeline.resources.odoo import OdooResource
 from nightly_pipeline.sandbox.people import people_for
 from nightly_pipeline.settings import Settings, load_settings
-from nightly_pipeline.sync.odoo_sync import OdooSync, SyncContact, SyncRecord, SyncReport
+from nightly_pipeline.sync.odoo_sync import (
+    OdooSync,
+    SyncContact,
+    SyncRecord,
+    SyncReport,
+)
 
 DEFAULT_RECORDS = 1000
 QUICK_RECORDS = 100
@@ -74,40 +77,11 @@ _NAME_TRADES = ("Logistics", "Systems", "Engineering", "Trading", "Analytics", "
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
-# -- loopback only ------------------------------------------------------------------------------------------
-def _is_loopback(host: object) -> bool:
-    if host is None:
-        return True
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse_non_loopback(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect" and isinstance(args[1], tuple) and not _is_loopback(args[1][0]):
-        raise PermissionError(f"bench/odoo_sync.py contacts loopback only, refused {args[1]!r}")
-    if event == "socket.getaddrinfo" and not _is_loopback(args[0]):
-        raise PermissionError(f"bench/odoo_sync.py resolves loopback only, refused {args[0]!r}")
-
-
-def _allow_only_loopback() -> None:
-    sys.addaudithook(_refuse_non_loopback)
-
-
-def _pin_to_core(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {core})
-
-
 # -- the Odoo process ---------------------------------------------------------------------------------------
 def _serve(latency_median_s: float, seed: int, ready: Connection, stop: Event) -> None:
     """Odoo process: one database with one user, serving until told to stop."""
-    _pin_to_core(SERVER_CORE)
-    _allow_only_loopback()
+    pin_to_core(SERVER_CORE)
+    allow_only_loopback("bench/odoo_sync.py")
     asyncio.run(_run_odoo(latency_median_s, seed, ready, stop))
 
 
@@ -328,11 +302,11 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
-    _allow_only_loopback()
+    allow_only_loopback("bench/odoo_sync.py")
     settings = load_settings({})
     records = synthetic_records(args.records, args.contacts, args.seed)
     with odoo_process(args.latency_median_s, args.seed) as url:
-        _pin_to_core(CLIENT_CORE)
+        pin_to_core(CLIENT_CORE)
         connection = OdooConnection(url=url, db_name=ODOO_DATABASE, username=ODOO_USER,
                                     password_env=ODOO_PASSWORD_ENV, active=True)
         odoo = OdooResource(timeout_s=ODOO_TIMEOUT_S).connect(connection, ODOO_PASSWORD)

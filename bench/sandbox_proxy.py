@@ -12,26 +12,21 @@ import argparse
 import asyncio
 import itertools
 import multiprocessing
-import os
 import statistics
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
 import aiohttp
+from bench_support import pin_to_core
 
 FLOOR_RPS = 1000
 WARMUP_S = 1.0
 
 
-def _pin_to_core(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {core})
-
-
 def _serve(ready: Connection, stop: Event) -> None:
     """Server process: build the world, start the proxy, report its port, run until told to stop."""
-    _pin_to_core(0)
+    pin_to_core(0)
     from nightly_pipeline.sandbox.web import WebProxyServer
     from nightly_pipeline.sandbox.world import World
 
@@ -97,7 +92,7 @@ def main() -> None:
     server.start()
     try:
         port = parent_end.recv()
-        _pin_to_core(1)
+        pin_to_core(1)
         urls = _page_urls()
         ok, failed, seconds, latencies = asyncio.run(
             _load(f"http://127.0.0.1:{port}", urls, args.connections, args.seconds))
