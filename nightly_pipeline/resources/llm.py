@@ -64,6 +64,8 @@ class LLMResource(dg.ConfigurableResource):
             http_async_client=openai.DefaultAsyncHttpxClient(timeout=self.timeout_s),
             # Chat Completions only: langchain-openai picks the Responses API by model name for some models.
             use_responses_api=False,
+            # Our own async client already; the socket-option transport would only override proxies.
+            http_socket_options=(),
         )
 
     @contextlib.asynccontextmanager
