@@ -2,7 +2,8 @@
 
 Starts the embedded PostgreSQL and the sandbox world, loads the synthetic ACRA sample, registers
 the demo tenants (idempotently: a second demo reuses them) with Odoo connections on the sandbox
-Odoo, materializes every asset for each tenant and prints what each tenant got.
+Odoo, materializes every asset for each tenant (each run in its own process, recorded in the Dagster
+instance like a scheduled one) and prints each tenant's shortlist.
 """
 from __future__ import annotations
 
@@ -12,25 +13,24 @@ import os
 import sys
 from importlib import resources
 
-import dagster as dg
 from tabulate import tabulate
 
-from nightly_pipeline.assets import all_assets
 from nightly_pipeline.cli import today_in_singapore
-from nightly_pipeline.db import Database, open_database
+from nightly_pipeline.db import Database, open_database, reports
 from nightly_pipeline.db import acra as acra_db
-from nightly_pipeline.db import reports
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.instance import ensure_dagster_home
-from nightly_pipeline.partitions import TENANTS, partition_key
-from nightly_pipeline.resources import default_resources
-from nightly_pipeline.sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER, Sandbox, SandboxConfig
+from nightly_pipeline.nightly import PlannedRun, run_all
+from nightly_pipeline.sandbox.runner import (
+    ODOO_PASSWORD_ENV,
+    ODOO_USER,
+    Sandbox,
+    SandboxConfig,
+)
 from nightly_pipeline.settings import SettingsError, load_settings
 
-# The demo prints its own summary; the run's step-by-step events stay in the UI.
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DEMO_TENANTS = (
     ("Lion City SaaS Sales", "software_icp.json", "demo_software"),
     ("Straits Freight Partners", "logistics_icp.json", "demo_logistics"),
@@ -67,12 +67,6 @@ def ensure_demo_tenants(db: Database, odoo_url: str) -> list[tuple[int, str]]:
     return tenants
 
 
-def materialize(instance: dg.DagsterInstance, tenant_id: int, run_date: dt.date) -> dg.ExecuteInProcessResult:
-    return dg.materialize(all_assets, instance=instance, partition_key=partition_key(run_date, tenant_id),
-                          resources=default_resources(),
-                          run_config=QUIET_RUN, tags={"tenant": str(tenant_id)}, raise_on_error=False)
-
-
 def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> None:
     with db.tenant(tenant_id) as conn:
         shortlist = reports.shortlist(conn, tenant_id, run_date)
@@ -92,13 +86,6 @@ def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> 
         print(f"  {r['rank']:>2}. {r['company']}: {r['rationale']}")
 
 
-def root_cause(error) -> str:
-    """The innermost message of a step failure (a retry wrapper says only that retries ran out)."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
-
-
 def main() -> int:
     try:
         settings = load_settings()
@@ -115,30 +102,35 @@ def main() -> int:
             print(f"Database: {db.target.describe()}")
             print(load_sample(db))
             tenants = ensure_demo_tenants(db, sandbox.odoo_url)
-            with dg.DagsterInstance.get() as instance:
-                known = set(instance.get_dynamic_partitions(TENANTS))
-                missing = [str(t) for t, _ in tenants if str(t) not in known]
-                if missing:
-                    instance.add_dynamic_partitions(TENANTS, missing)
-                failures = []
-                for tenant_id, name in tenants:
-                    print(f"Materializing every asset for {partition_key(run_date, tenant_id)} ({name})…")
-                    result = materialize(instance, tenant_id, run_date)
-                    if not result.success:
-                        failures.append((tenant_id, result))
+            runs = [PlannedRun(tenant_id, name, run_date) for tenant_id, name in tenants]
+            print(f"Materializing every asset for {', '.join(r.key for r in runs)}, "
+                  f"{settings.sched_tenant_concurrency} tenants at a time…")
+            outcomes = run_all(settings, runs, limit=None)
+            failures = [o for o in outcomes if o.returncode != 0]
+            for outcome in outcomes:
+                print(f"  {outcome.run.key} ({outcome.run.name}): "
+                      f"{'ok' if outcome.returncode == 0 else 'FAILED'} in {outcome.seconds:.1f} s")
             for tenant_id, name in tenants:
                 print_tenant(db, tenant_id, name, run_date)
         summary = {s.name: s.stats()["requests"] for s in sandbox.servers}
         print(f"\nSandbox requests served: {json.dumps(summary)}")
         created = {db: sandbox.odoo.stats()["databases"][db]["creates"] for db in sandbox.odoo.databases()}
         print(f"Records created in the sandbox Odoo by this demo: {json.dumps(created)}")
-    for tenant_id, result in failures:
-        errors = [root_cause(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
-        print(f"demo: the run for tenant {tenant_id} failed: {'; '.join(errors)}", file=sys.stderr)
+    for outcome in failures:
+        print(f"demo: the run {outcome.run.key} failed:\n{outcome.tail}", file=sys.stderr)
     if not failures:
         print("\nOpen the UI with: DAGSTER_HOME=$PWD/.nightly_pipeline .venv/bin/dagster dev")
     return 1 if failures else 0
 
 
+def run() -> int:
+    try:
+        return main()
+    except KeyboardInterrupt:
+        # The tenant runs were killed, the sandbox and the embedded PostgreSQL stopped on the way out.
+        print("\ndemo: interrupted; the sandbox and the embedded PostgreSQL are stopped", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

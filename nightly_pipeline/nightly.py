@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -63,13 +64,52 @@ def plan_runs(settings: Settings, *, run_date: dt.date, tenant_ids: Sequence[int
             if (not include or t.tenant_id in include) and t.tenant_id not in exclude]
 
 
-def _materialize(run: PlannedRun, env: dict[str, str]) -> RunOutcome:
-    started = time.monotonic()
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "nightly_pipeline.definitions",
-               "--select", "*", "--partition", run.key]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
-    tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-3:])
-    return RunOutcome(run, completed.returncode, time.monotonic() - started, tail)
+class TenantRuns:
+    """Each tenant's run in its own ``dagster asset materialize`` process, a few at a time.
+
+    Dagster turns Ctrl-C inside an in-process run into a flag that a run can finish without ever
+    looking at, so an interrupted caller stops the child processes itself.
+    """
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self._children: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def _materialize(self, run: PlannedRun) -> RunOutcome:
+        started = time.monotonic()
+        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "nightly_pipeline.definitions",
+                   "--select", "*", "--partition", run.key]
+        child = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with self._lock:
+            self._children.add(child)
+        try:
+            stdout, stderr = child.communicate()
+        finally:
+            with self._lock:
+                self._children.discard(child)
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-3:])
+        return RunOutcome(run, child.returncode, time.monotonic() - started, tail)
+
+    def stop(self) -> None:
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.kill()
+        for child in children:
+            child.wait()
+
+    def run(self, runs: Sequence[PlannedRun]) -> list[RunOutcome]:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            return list(pool.map(self._materialize, runs))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.stop()
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
 def run_all(settings: Settings, runs: Sequence[PlannedRun], *, limit: int | None) -> list[RunOutcome]:
@@ -84,8 +124,7 @@ def run_all(settings: Settings, runs: Sequence[PlannedRun], *, limit: int | None
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     if limit is not None:
         env["SHORTLIST_DAILY_CAP"] = str(limit)
-    with ThreadPoolExecutor(max_workers=settings.sched_tenant_concurrency) as pool:
-        return list(pool.map(lambda run: _materialize(run, env), runs))
+    return TenantRuns(env, settings.sched_tenant_concurrency).run(runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,5 +113,9 @@ class EmbeddedPostgres:
             _handles[key] -= 1
             if _handles[key] == 0:
                 del _handles[key]
+                # A holder killed while we ran (a child process after Ctrl-C, say) must not keep
+                # the server alive once we, the last live holder, leave.
+                with _pgserver().postgres_server.PostgresServer._lock:
+                    prune_dead_holders(self.pgdata)
                 self._server.cleanup()
         self._server = None
