@@ -123,6 +123,9 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
             tenants_db.upsert_odoo_connection(conn, tenant_id, connection)
             if icp is not None:
                 tenants_db.set_icp(conn, tenant_id, icp)
+        if args.export_unverified:
+            with db.shared() as conn:
+                tenants_db.set_export_unverified(conn, tenant_id, True)
     with _dagster_instance(settings) as instance:
         instance.add_dynamic_partitions("tenants", [tenant_key(tenant_id)])
     if args.odoo_password_env not in os.environ:
@@ -146,6 +149,14 @@ def cmd_tenant_list(settings: Settings, args: argparse.Namespace) -> None:
     table = [(t.tenant_id, t.name, t.status, t.daily_cap or f"{settings.daily_cap} (default)",
               "active" if t.odoo_active else "none/inactive", "yes" if t.schedulable else "no") for t in rows]
     print(tabulate(table, headers=["tenant_id", "name", "status", "daily cap", "odoo", "scheduled"]))
+
+
+def cmd_tenant_export_unverified(settings: Settings, args: argparse.Namespace) -> None:
+    allowed = args.allowed == "on"
+    with open_database(settings) as db, db.shared() as conn:
+        tenants_db.set_export_unverified(conn, args.tenant_id, allowed)
+    print(f"tenant {args.tenant_id}: the Odoo export {'includes' if allowed else 'leaves out'} addresses "
+          f"not verified deliverable")
 
 
 def cmd_tenant_disable(settings: Settings, args: argparse.Namespace) -> None:
@@ -227,12 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--odoo-password-env", required=True, help="name of the variable that holds the password")
     add.add_argument("--icp-file", type=Path)
     add.add_argument("--daily-cap", type=_positive)
+    add.add_argument("--export-unverified", action="store_true",
+                     help="let the Odoo export include addresses not verified deliverable (never suppressed ones)")
     add.set_defaults(func=cmd_tenant_add)
     icp = tenant.add_parser("icp", help="replace a tenant's ICP")
     icp.add_argument("tenant_id", type=_tenant_id)
     icp.add_argument("--file", type=Path, required=True)
     icp.set_defaults(func=cmd_tenant_icp)
     tenant.add_parser("list", help="list tenants").set_defaults(func=cmd_tenant_list)
+    export = tenant.add_parser("export-unverified",
+                               help="allow or forbid exporting addresses not verified deliverable to Odoo")
+    export.add_argument("tenant_id", type=_tenant_id)
+    export.add_argument("allowed", choices=("on", "off"))
+    export.set_defaults(func=cmd_tenant_export_unverified)
     disable = tenant.add_parser("disable", help="stop scheduling a tenant")
     disable.add_argument("tenant_id", type=_tenant_id)
     disable.set_defaults(func=cmd_tenant_disable)

@@ -33,8 +33,10 @@ def odoo_sync(context: dg.AssetExecutionContext, database: DatabaseResource, pip
     manifest = night_manifest(db, part)
     with db.tenant(part.tenant_id) as conn:
         connection = tenants_db.get_odoo_connection(conn, part.tenant_id)
+        tenant = tenants_db.get_tenant(conn, part.tenant_id)
         rows = scores_db.records_to_sync(conn, part.tenant_id, part.run_date,
-                                         buckets_at_or_above(settings.odoo_sync_min_bucket))
+                                         buckets_at_or_above(settings.odoo_sync_min_bucket),
+                                         include_unverified=tenant.export_unverified)
     if connection is None or not connection.active:
         raise dg.Failure(f"tenant {part.tenant_id} has no active Odoo connection", allow_retries=False)
     try:

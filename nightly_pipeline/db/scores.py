@@ -144,11 +144,13 @@ def put_rationale(conn: psycopg.Connection, tenant_id: int, feature_hash: str, r
 
 # -- Odoo sync -------------------------------------------------------------------------------------
 def records_to_sync(conn: psycopg.Connection, tenant_id: int, score_date: dt.date,
-                    buckets: Sequence[str]) -> list[dict[str, Any]]:
+                    buckets: Sequence[str], *, include_unverified: bool) -> list[dict[str, Any]]:
     """The night's scores in ``buckets``, plus companies whose last sync failed on an earlier night
     (with their latest score), each with its company facts and contacts, best first.
 
-    Contacts whose address verification said "suppressed" are left out: they must not reach the CRM.
+    Contacts go with them when their address was verified deliverable, or, when the tenant allows
+    it (``include_unverified``), when it was not verified or came back risky. Suppressed addresses
+    never reach the CRM.
     """
     return conn.execute(
         """WITH tonight AS (
@@ -168,15 +170,16 @@ def records_to_sync(conn: psycopg.Connection, tenant_id: int, score_date: dt.dat
                                 'email', ct.email, 'name', ct.full_name, 'title', ct.title, 'phone', ct.phone,
                                 'is_primary', ct.is_primary) ORDER BY ct.is_primary DESC, ct.email)
                             FROM contacts ct
+                            LEFT JOIN email_verification_cache v
+                                   ON v.tenant_id = ct.tenant_id AND v.email = ct.email
                             WHERE ct.tenant_id = %(t)s AND ct.company_id = ch.company_id
-                              AND NOT EXISTS (SELECT 1 FROM email_verification_cache v
-                                              WHERE v.tenant_id = ct.tenant_id AND v.email = ct.email
-                                                AND v.policy = 'suppressed')),
+                              AND (v.policy = 'deliverable'
+                                   OR (%(unverified)s AND v.policy IS DISTINCT FROM 'suppressed'))),
                            '[]'::jsonb) AS contacts
            FROM chosen ch JOIN companies c USING (company_id)
            WHERE ch.bucket = ANY(%(buckets)s)
            ORDER BY ch.score DESC, ch.company_id""",
-        {"t": tenant_id, "d": score_date, "buckets": list(buckets)}).fetchall()
+        {"t": tenant_id, "d": score_date, "buckets": list(buckets), "unverified": include_unverified}).fetchall()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ class TenantInfo:
     daily_cap: int | None
     odoo_active: bool
     created_at: dt.datetime
+    export_unverified: bool = False
 
     @property
     def schedulable(self) -> bool:
@@ -60,9 +61,14 @@ def set_status(conn: psycopg.Connection, tenant_id: int, status: str) -> None:
         raise TenantNotFound(f"no tenant with id {tenant_id}")
 
 
+def set_export_unverified(conn: psycopg.Connection, tenant_id: int, allowed: bool) -> None:
+    if not conn.execute("SELECT set_tenant_export_unverified(%s, %s) AS ok", (tenant_id, allowed)).fetchone()["ok"]:
+        raise TenantNotFound(f"no tenant with id {tenant_id}")
+
+
 def get_tenant(conn: psycopg.Connection, tenant_id: int) -> TenantInfo:
     """In a transaction scoped to ``tenant_id``."""
-    row = conn.execute("""SELECT t.tenant_id, t.name, t.status, t.daily_cap, t.created_at,
+    row = conn.execute("""SELECT t.tenant_id, t.name, t.status, t.daily_cap, t.created_at, t.export_unverified,
                                  coalesce(o.active, false) AS odoo_active
                           FROM tenants t LEFT JOIN odoo_connections o USING (tenant_id)
                           WHERE t.tenant_id = %s""", (tenant_id,)).fetchone()

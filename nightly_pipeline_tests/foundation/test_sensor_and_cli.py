@@ -18,7 +18,7 @@ def cli(capsys, *args):
     return code, out, err
 
 
-def test_cli_round_trip(db_env, capsys, tmp_path, monkeypatch):
+def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DEMO_ODOO_PW", "not-printed")
     assert cli(capsys, "db", "migrate")[1].strip() == "schema is up to date"
     sample = resources.files("nightly_pipeline") / "data" / "acra_sample.csv"
@@ -64,6 +64,12 @@ def test_cli_round_trip(db_env, capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("DEFAULT_TENANT_ID")
     code, _, err = cli(capsys, "targets", "1", "--date", "2026-06-01")
     assert code == 2 and "no targets for 2026-06-01" in err
+
+    code, out, _ = cli(capsys, "tenant", "export-unverified", "1", "on")
+    assert code == 0 and "includes addresses not verified deliverable" in out
+    from nightly_pipeline.db import tenants as tenants_db
+    with db.tenant(1) as conn:
+        assert tenants_db.get_tenant(conn, 1).export_unverified is True
 
     code, out, _ = cli(capsys, "tenant", "disable", "1")
     assert code == 0

@@ -468,8 +468,11 @@ def test_records_to_sync_take_the_nights_buckets_and_earlier_failures(db: Databa
         scores_db.insert_sync_log(conn, tenant, None, [
             scores_db.SyncLogEntry(ids[3], None, [], None, "error", [], "company: boom"),
             scores_db.SyncLogEntry(ids[2], 11, [], None, "create", [], None)])
-        rows = scores_db.records_to_sync(conn, tenant, tonight, ("Medium", "High"))
+        rows = scores_db.records_to_sync(conn, tenant, tonight, ("Medium", "High"), include_unverified=True)
+        verified_only = scores_db.records_to_sync(conn, tenant, tonight, ("Medium", "High"),
+                                                  include_unverified=False)
 
+    assert [row["contacts"] for row in verified_only] == [[], []], "unverified addresses stay home by default"
     records = [SyncRecord.from_row(row) for row in rows]
     assert [r.company_id for r in records] == [ids[0], ids[3]]
     first = records[0]
@@ -490,7 +493,7 @@ def test_sync_results_land_on_the_scores(server: OdooServer, odoo_db: str, db: D
     with db.tenant(tenant) as conn:
         scores_db.upsert_scores(conn, tenant, RUN_DATE, [scores_db.ScoreRow(
             company_id, result.value, result.bucket, result.reasons, "Fits.", "template", result.features_hash)])
-        rows = scores_db.records_to_sync(conn, tenant, RUN_DATE, ("Medium", "High"))
+        rows = scores_db.records_to_sync(conn, tenant, RUN_DATE, ("Medium", "High"), include_unverified=True)
 
     report = sync_and_record(db, OdooSync(connect(server, odoo_db), tenant, score_min_export=MIN_EXPORT),
                              [SyncRecord.from_row(row) for row in rows], run_id=run_id, score_date=RUN_DATE)
