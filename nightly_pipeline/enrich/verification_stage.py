@@ -12,14 +12,13 @@ raising: the addresses stay unverified and the report says why.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-from aiolimiter import AsyncLimiter
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import contacts as contacts_db
@@ -43,21 +42,50 @@ DEFAULT_BATCH_SIZE = MAX_BATCH_SIZE
 DEFAULT_BATCHES_PER_MINUTE = 5
 # Fewer pending addresses than this are verified one by one, not as a batch.
 SINGLE_CALLS_BELOW = 5
-# ZeroBounce counts batch calls as they arrive, not as we send them: spacing them a tenth wider than
-# the limit needs keeps network jitter from ever putting one call too many into its rolling minute.
+# ZeroBounce counts batch calls as they arrive, not as we send them: a window a tenth longer than
+# the vendor's keeps network jitter from ever putting one call too many into its rolling minute.
 LIMIT_MARGIN = 1.1
 
 
-def batch_limiter(batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE, period_s: float = 60.0) -> AsyncLimiter:
-    """A limiter letting ``batches_per_minute`` batch calls start per ``period_s``, evenly spaced.
+class RollingWindowLimiter:
+    """At most ``max_calls`` starts in any rolling ``period_s`` (``async with limiter: ...``).
 
-    The bucket holds one call: a bucket of N would allow N calls at once and then one every
-    ``period_s / N``, up to 2N - 1 inside one rolling period, which ZeroBounce answers with a block.
+    A token bucket (aiolimiter) either spaces calls evenly, wasting the window's allowance, or with
+    a bucket of N admits up to 2N - 1 calls inside one rolling period, which ZeroBounce answers with
+    a block; this admits a full window at once and never one call more.
+    """
+
+    def __init__(self, max_calls: int, period_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_calls < 1 or period_s <= 0:
+            raise ValueError("max_calls must be >= 1 and period_s > 0")
+        self.max_calls = max_calls
+        self.period_s = period_s
+        self._clock = clock
+        self._starts: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        async with self._lock:
+            while len(self._starts) >= self.max_calls:
+                wait = self._starts[0] + self.period_s - self._clock()
+                if wait <= 0:
+                    self._starts.popleft()
+                else:
+                    await asyncio.sleep(wait)
+            self._starts.append(self._clock())
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def batch_limiter(batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE, period_s: float = 60.0) -> RollingWindowLimiter:
+    """``batches_per_minute`` batch calls per rolling ``period_s`` (widened by :data:`LIMIT_MARGIN`).
+
     Share one limiter between the runs of one event loop that use the same key.
     """
     if batches_per_minute < 1 or period_s <= 0:
         raise ValueError("batches_per_minute must be >= 1 and period_s > 0")
-    return AsyncLimiter(1, period_s / batches_per_minute * LIMIT_MARGIN)
+    return RollingWindowLimiter(batches_per_minute, period_s * LIMIT_MARGIN)
 
 
 @dataclasses.dataclass
@@ -123,13 +151,13 @@ class _Verifier:
     async def verify_singly(self, emails: Sequence[str]) -> None:
         await asyncio.gather(*(self._verify(SINGLE_ENDPOINT, [email], None) for email in emails))
 
-    async def verify_in_batches(self, emails: Sequence[str], batch_size: int, limiter: AsyncLimiter) -> None:
+    async def verify_in_batches(self, emails: Sequence[str], batch_size: int, limiter: RollingWindowLimiter) -> None:
         batches = [list(emails[i:i + batch_size]) for i in range(0, len(emails), batch_size)]
         async with asyncio.TaskGroup() as group:
             for batch in batches:
                 group.create_task(self._verify(BATCH_ENDPOINT, batch, limiter))
 
-    async def _verify(self, endpoint: str, emails: list[str], limiter: AsyncLimiter | None) -> None:
+    async def _verify(self, endpoint: str, emails: list[str], limiter: RollingWindowLimiter | None) -> None:
         if self.stop_reason is not None:
             return
         async with limiter if limiter is not None else contextlib.nullcontext():
@@ -218,7 +246,7 @@ async def verify_emails(emails: Iterable[str], *, client: ZeroBounceClient | Non
                         max_verifications: int, db: Database, tenant_id: int,
                         batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE,
                         period_s: float = 60.0, policy: VerificationPolicy | None = None,
-                        limiter: AsyncLimiter | None = None) -> VerificationReport:
+                        limiter: RollingWindowLimiter | None = None) -> VerificationReport:
     """Verify the addresses without a fresh cached verdict; never raises for vendor trouble.
 
     ``limiter`` (default: :func:`batch_limiter` of ``batches_per_minute`` per ``period_s``) paces
@@ -244,7 +272,7 @@ async def verify_emails(emails: Iterable[str], *, client: ZeroBounceClient | Non
     return report
 
 
-async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int, limiter: AsyncLimiter,
+async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int, limiter: RollingWindowLimiter,
                           report: VerificationReport) -> None:
     report.account_credits = await verifier.account_credits()
     if verifier.stop_reason is None:

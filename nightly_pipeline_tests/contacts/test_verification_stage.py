@@ -234,3 +234,22 @@ def test_a_refused_key_is_reported_and_never_printed(db: Database, tenant: int,
     assert report.degradations == [
         "ZeroBounce refused verification: ZeroBounce getcredits: the API key is not valid; addresses stay unverified"]
     assert "getcredits?api_key=" in caplog.text and secret not in caplog.text
+
+
+def test_the_rolling_window_limiter_admits_a_full_window_and_never_one_more() -> None:
+    from nightly_pipeline.enrich.verification_stage import RollingWindowLimiter
+
+    limiter = RollingWindowLimiter(3, 0.3)
+    starts: list[float] = []
+
+    async def call() -> None:
+        async with limiter:
+            starts.append(time.monotonic())
+
+    async def scenario() -> None:
+        await asyncio.gather(*(call() for _ in range(8)))
+
+    asyncio.run(scenario())
+    assert starts[2] - starts[0] < 0.1, "a full window's allowance goes at once"
+    assert all(later - earlier >= 0.3 - 0.002 for earlier, later in zip(starts, starts[3:])), \
+        "any four consecutive starts span at least one window"
