@@ -52,7 +52,7 @@ FREE_MAIL_DOMAINS = frozenset(
         "singnet.com.sg", "pacific.net.sg", "starhub.net.sg", "tutanota.com", "fastmail.com",
     }
 )
-# Domains whose addresses are error trackers, code hosts or documentation placeholders.
+# Domains whose addresses are error trackers, code hosts or documentation examples.
 JUNK_DOMAINS = frozenset(
     {
         "sentry.io", "wixpress.com", "sentry-next.wixpress.com", "noreply.github.com",

@@ -109,7 +109,7 @@ def test_extract_emails_forms(html: str, expected: list[EmailHit]) -> None:
         pytest.param("<p>the.quick.brown.fox.jumps.over@acme.com.sg</p>", id="long-local-part"),
         pytest.param("<p>Meet us at acme dot com</p>", id="bare-at-prose"),
         pytest.param("<p>Drop by the office at Acme.com.sg to learn more</p>", id="bare-at-domain"),
-        pytest.param("<p>your.email@example.com</p>", id="placeholder"),
+        pytest.param("<p>your.email@example.com</p>", id="documentation-example"),
         pytest.param("<p>admin@localhost</p>", id="no-public-suffix"),
         pytest.param("<p>bundle@app.js</p>", id="script-name"),
         pytest.param("<p>info@acme..com</p>", id="invalid-syntax"),
