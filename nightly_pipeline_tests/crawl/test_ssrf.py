@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -264,20 +262,15 @@ def test_proxy_mode_checks_urls_but_leaves_dns_to_the_proxy() -> None:
     assert [(hit.host, hit.path) for hit in proxy.hits] == [("acme.com.sg", "/robots.txt"), ("acme.com.sg", "/")]
 
 
-def _self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
-         "-addext", f"subjectAltName=DNS:{name}"],
-        check=True, capture_output=True)
-    return cert, key
+# A self-signed certificate for secure.test (EC P-256, valid until 2126), made once with
+#   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500 \
+#     -subj /CN=secure.test -addext subjectAltName=DNS:secure.test
+TEST_CERT = Path(__file__).parent / "data" / "secure_test_cert.pem"
+TEST_KEY = Path(__file__).parent / "data" / "secure_test_key.pem"
 
 
-def test_tls_verifies_the_name_while_connecting_to_the_pinned_address(tmp_path: Path) -> None:
-    cert, key = _self_signed_certificate(tmp_path, "secure.test")
+def test_tls_verifies_the_name_while_connecting_to_the_pinned_address() -> None:
+    cert, key = TEST_CERT, TEST_KEY
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     server_names: list[str | None] = []

@@ -8,22 +8,14 @@ import pytest
 
 from nightly_pipeline.sandbox.lusha import LushaServer
 from nightly_pipeline.sandbox.people import LEADER_ROLES, people_for
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_tests.sandbox.vendors_harness import FakeClock, serving
 
 DOMAIN = "pearlapps.com.sg"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_000.0)
 
 
 @pytest.fixture

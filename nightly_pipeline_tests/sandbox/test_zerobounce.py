@@ -9,24 +9,16 @@ import pytest
 
 from nightly_pipeline.sandbox.people import people_for
 from nightly_pipeline.sandbox.zerobounce import BAD_KEY_OR_NO_CREDITS, ZeroBounceServer
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_tests.sandbox.vendors_harness import FakeClock, serving
 
 RESULT_FIELDS = {"address", "status", "sub_status", "account", "domain", "did_you_mean", "domain_age_days",
                  "free_email", "mx_found", "mx_record", "smtp_provider", "firstname", "lastname", "gender",
                  "country", "region", "city", "zipcode", "processed_at"}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(5_000.0)
 
 
 @pytest.fixture

@@ -26,3 +26,13 @@ def serving(server: Server) -> Iterator[Server]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 61``) instead of sleeping."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
