@@ -447,12 +447,7 @@ class OdooSync:
                                             "odoo": partner.get("name"), "ours": record.name})
         changes = self._fill_empty(record.uen, partner, self._desired_company_fill(record, partner),
                                    COMPANY_FILLABLE, outcome)
-        if changes:
-            self._call(PARTNER, "write", [partner["id"]], changes)
-            outcome.mark("update")
-            report.counts["company"].updated += 1
-        else:
-            report.counts["company"].unchanged += 1
+        self._write_changes(PARTNER, partner["id"], changes, report.counts["company"], outcome)
 
     def _desired_company_fill(self, record: SyncRecord, partner: Mapping[str, Any]) -> dict[str, Any]:
         # The country is looked up only when Odoo lacks one, so an unchanged company costs no call.
@@ -461,6 +456,16 @@ class OdooSync:
         if _empty(partner.get("country_id")):
             desired["country_id"] = self._singapore_id()
         return desired
+
+    def _write_changes(self, model: str, record_id: int, changes: Mapping[str, Any], counts: ModelCounts,
+                       outcome: RecordOutcome) -> None:
+        """Write only what changed; an unchanged record costs no call."""
+        if changes:
+            self._call(model, "write", [record_id], dict(changes))
+            outcome.mark("update")
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
 
     def _fill_empty(self, key: str, current: Mapping[str, Any], desired: Mapping[str, Any], fields: Sequence[str],
                     outcome: RecordOutcome) -> dict[str, Any]:
@@ -498,12 +503,7 @@ class OdooSync:
             outcome.contact_partner_ids.append(found["id"])
             changes = self._fill_empty(contact.email, found, self._contact_values(contact), CONTACT_FILLABLE,
                                        outcome)
-            if changes:
-                self._call(PARTNER, "write", [found["id"]], changes)
-                outcome.mark("update")
-                report.counts["contact"].updated += 1
-            else:
-                report.counts["contact"].unchanged += 1
+            self._write_changes(PARTNER, found["id"], changes, report.counts["contact"], outcome)
         if to_create:
             ids = self._call(PARTNER, "create",
                              [{**self._contact_values(c), "parent_id": partner_id} for c in to_create])
@@ -545,12 +545,7 @@ class OdooSync:
             report.counts["lead"].unchanged += 1
             return
         changes = self._lead_changes(record, lead, desired, partner_id, outcome)
-        if changes:
-            self._call(LEAD, "write", [lead["id"]], changes)
-            outcome.mark("update")
-            report.counts["lead"].updated += 1
-        else:
-            report.counts["lead"].unchanged += 1
+        self._write_changes(LEAD, lead["id"], changes, report.counts["lead"], outcome)
 
     def _lead_changes(self, record: SyncRecord, lead: Mapping[str, Any], desired: Mapping[str, Any],
                       partner_id: int, outcome: RecordOutcome) -> dict[str, Any]:
