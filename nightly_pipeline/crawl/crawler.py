@@ -98,10 +98,6 @@ class SiteCrawl:
     coverage: Coverage = "full"
     skipped_pages: list[str] = field(default_factory=list)
 
-    @property
-    def home_page(self) -> FetchResult | None:
-        return self.pages[0] if self.pages else None
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary without page bodies."""
         return {

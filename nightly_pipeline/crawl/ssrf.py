@@ -71,10 +71,6 @@ class ParsedTarget:
     port: int
     ip: IPAddress | None
 
-    @property
-    def is_ip_literal(self) -> bool:
-        return self.ip is not None
-
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address forwards to (mapped, compatible or 6to4), if any."""

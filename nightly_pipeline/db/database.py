@@ -112,13 +112,6 @@ def _ensure_database(server_url: str, name: str) -> None:
                 pass
 
 
-def _with_user(url: str, user: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(url)
-    params["user"] = user
-    params.pop("password", None)
-    return psycopg.conninfo.make_conninfo(**params)
-
-
 @contextlib.contextmanager
 def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
     """Resolve where the app database is; with ``DATABASE_URL`` unset, hold the embedded server."""
