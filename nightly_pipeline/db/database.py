@@ -135,13 +135,14 @@ def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
 
 def ensure_schema(target: DatabaseTarget) -> None:
     """Migrate the embedded database on use; a server database must be migrated explicitly."""
-    if target.embedded:
-        migrate(target.admin_url, target.app_role)
-        return
     with psycopg.connect(target.admin_url) as conn:
         have = current_version(conn)
     want = latest_version()
-    if have < want:
+    if have >= want:
+        return
+    if target.embedded:
+        migrate(target.admin_url, target.app_role)
+    else:
         raise DatabaseError(f"the database schema is at version {have}, this code needs {want}: "
                             f"run `nightly-pipeline db migrate`")
 

@@ -7,6 +7,7 @@ grants each migration names. A server where we may not create roles must already
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from importlib import resources
 
@@ -29,7 +30,8 @@ class MigrationError(RuntimeError):
     pass
 
 
-def available_migrations() -> list[Migration]:
+@functools.lru_cache(maxsize=1)
+def available_migrations() -> tuple[Migration, ...]:
     folder = resources.files("nightly_pipeline.db") / "migrations"
     found = []
     for entry in folder.iterdir():
@@ -40,7 +42,7 @@ def available_migrations() -> list[Migration]:
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise MigrationError(f"migration versions must be 1..N without gaps, found {versions}")
-    return found
+    return tuple(found)
 
 
 def latest_version() -> int:
