@@ -38,7 +38,7 @@ from nightly_pipeline.crawl.robots import (
     RobotsCache,
 )
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
-from nightly_pipeline.crawl.transport import UNRESOLVABLE_PREFIX, ShardedClient
+from nightly_pipeline.crawl.transport import ShardedClient, UnresolvableHost
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class Fetcher:
             # whole timeout again, and stalls rarely clear within seconds.
             return _Hop(error_kind="timeout", error=f"no complete answer within {self._timeout_s:g} s")
         except httpx.ConnectError as exc:
-            if str(exc).startswith(UNRESOLVABLE_PREFIX):
+            if isinstance(exc.__cause__, UnresolvableHost):
                 # A name that does not resolve will not resolve in a second either.
                 return _Hop(error_kind="dns", error=str(exc))
             return _Hop(error_kind="connect", error=f"connect failed: {exc}", retryable=True)

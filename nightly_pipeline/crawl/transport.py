@@ -26,8 +26,8 @@ import httpx
 
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 
-# Fetcher treats errors starting with this as final: a name that does not resolve stays so.
-UNRESOLVABLE_PREFIX = "cannot resolve"
+class UnresolvableHost(httpcore.ConnectError):
+    """The name did not resolve; httpx re-raises it as ``ConnectError`` with this as the cause."""
 
 
 class Resolver(Protocol):
@@ -68,7 +68,7 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
         except OSError as exc:
-            raise httpcore.ConnectError(f"{UNRESOLVABLE_PREFIX} {host}: {exc}") from exc
+            raise UnresolvableHost(f"cannot resolve {host}: {exc}") from exc
         return await self._inner.connect_tcp(
             address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
 
