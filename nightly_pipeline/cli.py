@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import sys
-import zoneinfo
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from nightly_pipeline.db.migrate import MigrationError, migrate
 from nightly_pipeline.domain.acra import AcraFileError, parse_acra_csv
 from nightly_pipeline.domain.icp import IcpError, parse_icp
 from nightly_pipeline.instance import ensure_dagster_home
-from nightly_pipeline.partitions import TIMEZONE, InvalidTenantKey, tenant_key
+from nightly_pipeline.clock import today_in_singapore
+from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,10 +55,6 @@ def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return int(value)
-
-
-def today_in_singapore() -> dt.date:
-    return dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
 
 
 def _read_icp(path: Path) -> dict:

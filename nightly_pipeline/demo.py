@@ -15,7 +15,7 @@ from importlib import resources
 
 from tabulate import tabulate
 
-from nightly_pipeline.cli import today_in_singapore
+from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.db import Database, open_database, reports
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import tenants as tenants_db

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.db import open_database
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
@@ -140,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nightly_pipeline.cli import today_in_singapore
 
     args = build_parser().parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -7,7 +7,8 @@ import re
 
 import dagster as dg
 
-TIMEZONE = "Asia/Singapore"
+from nightly_pipeline.clock import TIMEZONE
+
 TENANTS = "tenants"
 # Integer ids only: Dagster accepts '|', ',' and '...' in dynamic keys and then cannot parse them back.
 TENANT_KEY = re.compile(r"^[1-9][0-9]{0,9}$")

@@ -1,12 +1,12 @@
 """The 01:00 Asia/Singapore schedule: one run per active tenant for that night's date."""
 
 import datetime as dt
-import zoneinfo
 
 import dagster as dg
 
 from nightly_pipeline.jobs import nightly_job
-from nightly_pipeline.partitions import TENANTS, TIMEZONE, partition_key
+from nightly_pipeline.clock import SINGAPORE, TIMEZONE
+from nightly_pipeline.partitions import TENANTS, partition_key
 from nightly_pipeline.settings import Settings, get_settings
 
 TENANT_TAG = "tenant"
@@ -23,7 +23,7 @@ def nightly_run_requests(tenant_keys: list[str], scheduled_at: dt.datetime,
     if not chosen:
         return dg.SkipReason(f"no active tenants to run (registered: {len(tenant_keys)}, "
                              f"include: {sorted(include) or 'all'}, exclude: {sorted(exclude) or 'none'})")
-    run_date = scheduled_at.astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()
+    run_date = scheduled_at.astimezone(SINGAPORE).date()
     requests = []
     for tenant in chosen:
         key = partition_key(run_date, tenant)

@@ -11,9 +11,9 @@ import dataclasses
 import enum
 import uuid
 
+from nightly_pipeline.clock import TIMEZONE
 from nightly_pipeline.db.database import Database
 
-TIMEZONE = "Asia/Singapore"
 
 
 class Scope(enum.Enum):
