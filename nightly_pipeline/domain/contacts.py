@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from nightly_pipeline.crawl.signals_emails import ROLE_LOCAL_PARTS, classify_email, email_kind
-from nightly_pipeline.crawl.signals_phones import normalize_phone
+from nightly_pipeline.crawl.signals.emails import ROLE_LOCAL_PARTS, classify_email, email_kind
+from nightly_pipeline.crawl.signals.phones import normalize_phone
 from nightly_pipeline.domain.web_domains import registrable_domain
 
 EmailKind = Literal["personal", "role"]

@@ -27,8 +27,8 @@ from nightly_pipeline.crawl.signals import (
     merge_site_signals,
     page_signals,
 )
-from nightly_pipeline.crawl.signals_emails import cloudflare_decode
-from nightly_pipeline.crawl.signals_tech import TECH_CATEGORIES, load_fingerprints
+from nightly_pipeline.crawl.signals.emails import cloudflare_decode
+from nightly_pipeline.crawl.signals.tech import TECH_CATEGORIES, load_fingerprints
 
 COMPANY = "acme.com.sg"
 

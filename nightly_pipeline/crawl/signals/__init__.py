@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nightly_pipeline.crawl.pages import page_kind, parse_html
-from nightly_pipeline.crawl.signals_content import (
+from nightly_pipeline.crawl.signals.content import (
     CareersSignals,
     careers_from_parsed,
     careers_signals,
@@ -21,8 +21,8 @@ from nightly_pipeline.crawl.signals_content import (
     has_pricing,
     pricing_from_parsed,
 )
-from nightly_pipeline.crawl.signals_emails import EmailHit, emails_from_parsed, extract_emails, prefer_richest
-from nightly_pipeline.crawl.signals_html import (
+from nightly_pipeline.crawl.signals.emails import EmailHit, emails_from_parsed, extract_emails, prefer_richest
+from nightly_pipeline.crawl.signals.html import (
     PageMeta,
     decode_html,
     extract_page_meta,
@@ -32,20 +32,20 @@ from nightly_pipeline.crawl.signals_html import (
     social_links_from_tree,
     visible_and_main_text,
 )
-from nightly_pipeline.crawl.signals_jsonld import (
+from nightly_pipeline.crawl.signals.jsonld import (
     extract_jsonld_organization,
     jsonld_telephones,
     jsonld_values,
     organization_from_values,
 )
-from nightly_pipeline.crawl.signals_phones import (
+from nightly_pipeline.crawl.signals.phones import (
     extract_phones,
     normalize_phone,
     phones_from_parsed,
     tel_link_numbers,
     unique,
 )
-from nightly_pipeline.crawl.signals_tech import TechHit, extract_tech, gather_evidence, tech_from_evidence
+from nightly_pipeline.crawl.signals.tech import TechHit, extract_tech, gather_evidence, tech_from_evidence
 
 __all__ = [
     "CareersSignals",

@@ -9,8 +9,8 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from nightly_pipeline.crawl.pages import page_kind, parse_html
-from nightly_pipeline.crawl.signals_html import visible_text_from_tree
-from nightly_pipeline.crawl.signals_jsonld import job_posting_count, jsonld_values
+from nightly_pipeline.crawl.signals.html import visible_text_from_tree
+from nightly_pipeline.crawl.signals.jsonld import job_posting_count, jsonld_values
 
 # A careers page lists far fewer roles; more entries under a "jobs" heading is a mis-read.
 MAX_OPEN_ROLES = 500

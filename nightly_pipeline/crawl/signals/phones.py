@@ -10,7 +10,7 @@ import phonenumbers
 from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.crawl.pages import parse_html
-from nightly_pipeline.crawl.signals_html import visible_text_from_tree
+from nightly_pipeline.crawl.signals.html import visible_text_from_tree
 
 DEFAULT_REGION = "SG"
 # Characters before a number that may hold its label ("Fax:", "Tel / Fax").

@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.crawl.pages import MAX_PARSE_CHARS, has_public_suffix, parse_html, registrable_domain
-from nightly_pipeline.crawl.signals_jsonld import jsonld_emails, jsonld_values
+from nightly_pipeline.crawl.signals.jsonld import jsonld_emails, jsonld_values
 
 EmailKind = Literal["role", "personal"]
 
