@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 
 REQUIRED_COLUMNS = (
     "uen", "entity_name", "entity_type_description", "entity_status_description",

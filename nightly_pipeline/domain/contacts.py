@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from nightly_pipeline.crawl.signals.emails import ROLE_LOCAL_PARTS, classify_email, email_kind
 from nightly_pipeline.crawl.signals.phones import normalize_phone
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 
 EmailKind = Literal["personal", "role"]
 NameSource = Literal["lusha", "email_local_part"]

@@ -39,7 +39,7 @@ from nightly_pipeline.domain.contacts import (
     contacts_from_signals,
     preferred_title_rank,
 )
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 from nightly_pipeline.enrich.lusha_client import (
     EnrichResult,
     LushaClient,

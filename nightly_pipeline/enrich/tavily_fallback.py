@@ -30,7 +30,7 @@ from tavily.errors import (
 from tavily.errors import TimeoutError as TavilyTimeoutError
 
 from nightly_pipeline.db.budget import BudgetExhausted, Scope, VendorBudget
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from selectolax.lexbor import LexborHTMLParser
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.database import Database, tenant_lock
 from nightly_pipeline.domain.scoring import FEATURE_LABELS, buckets_at_or_above
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 from nightly_pipeline.enrich.discovery import (
     NAME_CONFIDENCE,
     UEN_CONFIDENCE,

@@ -11,7 +11,7 @@ from tavily import TavilyClient
 from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.crawl.signals import decode_html, main_text
 from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.domain.web import registrable_domain
 from nightly_pipeline.enrich.tavily_fallback import (
     FallbackContent,
     SearchHit,
