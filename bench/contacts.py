@@ -53,7 +53,7 @@ from bench_support import allow_only_loopback, pin_to_core
 from psycopg import sql
 
 from nightly_pipeline.crawl.signals import SiteSignals
-from nightly_pipeline.crawl.signals.emails import classify_email
+from nightly_pipeline.domain.web import classify_email
 from nightly_pipeline.db import Database, DatabaseTarget
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import contacts as contacts_db

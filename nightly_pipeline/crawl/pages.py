@@ -8,15 +8,15 @@ downloading or parsing anything that is not an HTML page.
 """
 from __future__ import annotations
 
-import functools
 import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit, urlunsplit
 
-import tldextract
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from nightly_pipeline.domain.web import registrable_domain
 
 # Parsing cost grows with the DOM; a company page is far below this, a runaway page is cut.
 MAX_PARSE_CHARS = 3_000_000
@@ -118,33 +118,16 @@ class Link:
     text: str
 
 
-@functools.cache
-def _domain_extractor() -> tldextract.TLDExtract:
-    # The bundled public-suffix snapshot: the crawler runs without internet access.
-    return tldextract.TLDExtract(suffix_list_urls=())
-
-
-def registrable_domain(url_or_host: str) -> str | None:
-    """The registrable domain (``acme.com.sg`` for ``https://www.acme.com.sg/x``).
-
-    Accepts a URL, a host or a bare domain with a path. IP addresses and single-label hosts
-    have no registrable domain; the host itself is returned so that they still compare equal
-    to themselves.
-    """
+def site_key(url_or_host: str) -> str | None:
+    """What the crawl treats as one site: the registrable domain, or the host itself where there is
+    none (an IP address, ``localhost``), so that such a host is still its own site and not one
+    with every other host that has no domain. None when there is no host at all."""
+    domain = registrable_domain(url_or_host)
+    if domain is not None:
+        return domain
     value = url_or_host.strip()
-    if not value:
-        return None
     host = _split(value if "//" in value else f"//{value}").hostname
-    if not host:
-        return None
-    host = host.rstrip(".").lower()
-    extracted = _domain_extractor()(host)
-    return extracted.top_domain_under_public_suffix or host
-
-
-def has_public_suffix(domain: str) -> bool:
-    """True when ``domain`` ends in a suffix of the public-suffix list (``.sg``, ``.com.sg``)."""
-    return bool(_domain_extractor()(domain.rstrip(".").lower()).suffix)
+    return host.rstrip(".").lower() if host else None
 
 
 def parse_html(html: str) -> LexborHTMLParser:
@@ -257,10 +240,10 @@ def discover_links(base_url: str, html: str, *, same_site: bool = True) -> list[
     ``same_site`` (the default) only links on the base URL's registrable domain are kept.
     A URL seen first without text takes the text of a later duplicate.
     """
-    site = registrable_domain(base_url)
+    site = site_key(base_url)
     found: dict[str, Link] = {}
     for link in _raw_links(base_url, parse_html(html)):
-        if same_site and registrable_domain(link.url) != site:
+        if same_site and site_key(link.url) != site:
             continue
         key = _dedupe_key(link.url)
         previous = found.get(key)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from nightly_pipeline.crawl.pages import registrable_domain
+from nightly_pipeline.crawl.pages import site_key
 
 
 @dataclass
@@ -34,7 +34,7 @@ def politeness_key(host: str) -> str:
     if ":" in host:
         # An IPv6 literal has no registrable domain (and would read as host:port to a URL parser).
         return host.strip("[]").lower()
-    return registrable_domain(host) or host.lower()
+    return site_key(host) or host.lower()
 
 
 class DomainScheduler:

@@ -14,11 +14,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from nightly_pipeline.crawl.signals.emails import ROLE_LOCAL_PARTS, classify_email, email_kind
-from nightly_pipeline.crawl.signals.phones import normalize_phone
-from nightly_pipeline.domain.web import registrable_domain
+from nightly_pipeline.domain.web import (
+    ROLE_LOCAL_PARTS,
+    EmailKind,
+    classify_email,
+    email_kind,
+    is_free_mail,
+    normalize_phone,
+    registrable_domain,
+)
 
-EmailKind = Literal["personal", "role"]
 NameSource = Literal["lusha", "email_local_part"]
 
 SITE = "site"
@@ -132,10 +137,6 @@ class Contact:
         """A person's address at the company's domain or on free mail (an owner's Gmail); a
         personal address on another company's domain (a web agency's credit) speaks for nobody here."""
         return self.is_personal and (self.on_company_domain or is_free_mail(self.email))
-
-
-def is_free_mail(email: str) -> bool:
-    return classify_email(email, None, "text").free_mail
 
 
 def sources_from_label(label: str) -> frozenset[str]:

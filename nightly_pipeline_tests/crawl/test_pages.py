@@ -10,8 +10,8 @@ from nightly_pipeline.crawl.pages import (
     is_probably_binary_url,
     is_trap_url,
     page_kind,
-    registrable_domain,
     select_key_pages,
+    site_key,
     sniff_html,
 )
 
@@ -60,11 +60,17 @@ HOME_PAGE = """<!doctype html><html><head><title>Acme</title></head><body>
         ("https://shop.acme.co.uk:8443/x", "acme.co.uk"),
         ("https://acme.com.sg.evil.com/", "evil.com"),
         ("http://127.0.0.1:8080/", "127.0.0.1"),
+        ("http://localhost:3000/about", "localhost"),
         ("", None),
     ],
 )
-def test_registrable_domain(value: str, expected: str | None) -> None:
-    assert registrable_domain(value) == expected
+def test_site_key_is_the_registrable_domain_or_else_the_host(value: str, expected: str | None) -> None:
+    assert site_key(value) == expected
+
+
+def test_links_between_ip_hosts_are_not_one_site() -> None:
+    html = '<a href="http://127.0.0.1:8080/about">Same</a><a href="http://10.0.0.7/about">Other</a>'
+    assert [link.url for link in discover_links("http://127.0.0.1:8080/", html)] == ["http://127.0.0.1:8080/about"]
 
 
 def test_discover_links_resolves_strips_fragments_dedupes_and_keeps_order() -> None:

@@ -38,14 +38,9 @@ from nightly_pipeline.crawl.signals.jsonld import (
     jsonld_values,
     organization_from_values,
 )
-from nightly_pipeline.crawl.signals.phones import (
-    extract_phones,
-    normalize_phone,
-    phones_from_parsed,
-    tel_link_numbers,
-    unique,
-)
+from nightly_pipeline.crawl.signals.phones import extract_phones, phones_from_parsed, tel_link_numbers, unique
 from nightly_pipeline.crawl.signals.tech import TechHit, extract_tech, gather_evidence, tech_from_evidence
+from nightly_pipeline.domain.web import normalize_phone
 
 __all__ = [
     "CareersSignals",

@@ -11,47 +11,20 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote
 
 from email_validator import EmailNotValidError, validate_email
 from selectolax.lexbor import LexborHTMLParser
 
-from nightly_pipeline.crawl.pages import MAX_PARSE_CHARS, has_public_suffix, parse_html, registrable_domain
+from nightly_pipeline.crawl.pages import MAX_PARSE_CHARS, parse_html
 from nightly_pipeline.crawl.signals.jsonld import jsonld_emails, jsonld_values
-
-EmailKind = Literal["role", "personal"]
+from nightly_pipeline.domain.web import EmailHit, classify_email, has_public_suffix
 
 # How much a source tells about an address, richest first: structured data the company
 # declared, a link meant to be clicked, a protected link, then text matches.
 EMAIL_SOURCES: tuple[str, ...] = ("jsonld", "mailto", "cloudflare", "text", "obfuscated")
 SOURCE_RANK = {source: rank for rank, source in enumerate(EMAIL_SOURCES)}
-
-ROLE_LOCAL_PARTS = frozenset(
-    {
-        "info", "sales", "hello", "hi", "admin", "administration", "contact", "contactus",
-        "enquiry", "enquiries", "enquire", "inquiry", "inquiries", "support", "help", "helpdesk",
-        "hr", "careers", "career", "jobs", "recruit", "recruitment", "hiring", "talent",
-        "marketing", "office", "accounts", "account", "accounting", "finance", "billing",
-        "invoice", "invoices", "payments", "service", "services", "customerservice",
-        "customercare", "care", "cs", "general", "mail", "team", "biz", "business", "partners",
-        "partnership", "partnerships", "press", "media", "pr", "legal", "privacy", "compliance",
-        "webmaster", "operations", "ops", "booking", "bookings", "reservations", "orders",
-        "order", "shop", "store", "feedback", "secretary", "reception", "frontdesk",
-        "admissions", "ask", "query", "queries", "it", "procurement", "purchasing", "events",
-    }
-)
-FREE_MAIL_DOMAINS = frozenset(
-    {
-        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.com.sg", "ymail.com", "rocketmail.com",
-        "hotmail.com", "hotmail.sg", "outlook.com", "outlook.sg", "live.com", "live.com.sg",
-        "msn.com", "icloud.com", "me.com", "mac.com", "aol.com", "protonmail.com", "proton.me",
-        "pm.me", "gmx.com", "gmx.net", "mail.com", "yandex.com", "zohomail.com", "qq.com",
-        "163.com", "126.com", "sina.com", "naver.com", "hanmail.net", "rediffmail.com",
-        "singnet.com.sg", "pacific.net.sg", "starhub.net.sg", "tutanota.com", "fastmail.com",
-    }
-)
 # Domains whose addresses are error trackers, code hosts or documentation examples.
 JUNK_DOMAINS = frozenset(
     {
@@ -93,21 +66,6 @@ _CLOUDFLARE_HREF = re.compile(r"/cdn-cgi/l/email-protection#([0-9a-fA-F]+)")
 _JS_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
 _HEX_LIKE = re.compile(r"(?=[0-9a-f-]*\d)[0-9a-f-]{8,}")
 _ASCII_LOCAL_PART = re.compile(r"[a-z0-9._+-]+")
-_LOCAL_PART_SEPARATORS = re.compile(r"[._+-]")
-
-
-@dataclass(frozen=True, slots=True)
-class EmailHit:
-    """A published address. ``source`` is one of :data:`EMAIL_SOURCES`."""
-
-    email: str
-    kind: EmailKind
-    on_company_domain: bool
-    free_mail: bool
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def cloudflare_decode(hex_string: str) -> str | None:
@@ -190,27 +148,6 @@ def normalize_email(candidate: str) -> str | None:
     except EmailNotValidError:
         return None
     return validated.normalized.lower()
-
-
-def email_kind(email: str) -> EmailKind:
-    """``role`` for shared mailboxes (``info@``, ``sales@``, ``info.sg@``), else ``personal``."""
-    local_part = email.partition("@")[0]
-    first_token = _LOCAL_PART_SEPARATORS.split(local_part, maxsplit=1)[0]
-    compact = _LOCAL_PART_SEPARATORS.sub("", local_part)
-    return "role" if first_token in ROLE_LOCAL_PARTS or compact in ROLE_LOCAL_PARTS else "personal"
-
-
-def classify_email(email: str, company_domain: str | None, source: str) -> EmailHit:
-    domain = email.partition("@")[2]
-    email_site = registrable_domain(domain)
-    company_site = registrable_domain(company_domain) if company_domain else None
-    return EmailHit(
-        email=email,
-        kind=email_kind(email),
-        on_company_domain=company_site is not None and email_site == company_site,
-        free_mail=email_site in FREE_MAIL_DOMAINS or domain in FREE_MAIL_DOMAINS,
-        source=source,
-    )
 
 
 def prefer_richest(hits: Iterable[EmailHit]) -> list[EmailHit]:

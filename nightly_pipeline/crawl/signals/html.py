@@ -9,7 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from nightly_pipeline.crawl.pages import absolute_url, parse_html, registrable_domain
+from nightly_pipeline.crawl.pages import absolute_url, parse_html
+from nightly_pipeline.domain.web import registrable_domain
 
 # Bytes scanned for <meta charset>; browsers use 1024, authors sometimes put it later.
 _META_PRESCAN_BYTES = 4096

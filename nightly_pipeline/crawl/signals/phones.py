@@ -11,23 +11,12 @@ from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.crawl.pages import parse_html
 from nightly_pipeline.crawl.signals.html import visible_text_from_tree
+from nightly_pipeline.domain.web import DEFAULT_PHONE_REGION, normalize_phone
 
-DEFAULT_REGION = "SG"
 # Characters before a number that may hold its label ("Fax:", "Tel / Fax").
 _LABEL_WINDOW_CHARS = 20
 _DIGIT = re.compile(r"\d")
 _HTML_HINT = re.compile(r"<[a-zA-Z!/]")
-
-
-def normalize_phone(raw: str) -> str | None:
-    """``raw`` as E.164 when it is a valid number (Singapore unless it has a country code)."""
-    try:
-        number = phonenumbers.parse(raw, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _is_calendar_date(digits: str) -> bool:
@@ -56,7 +45,7 @@ def _is_embedded(text: str, start: int, end: int) -> bool:
 
 
 def _text_numbers(text: str) -> Iterator[str]:
-    matcher = phonenumbers.PhoneNumberMatcher(text, DEFAULT_REGION, leniency=phonenumbers.Leniency.VALID)
+    matcher = phonenumbers.PhoneNumberMatcher(text, DEFAULT_PHONE_REGION, leniency=phonenumbers.Leniency.VALID)
     for match in matcher:
         raw = match.raw_string
         if raw.isdigit() and _is_calendar_date(raw):
