@@ -72,6 +72,18 @@ THIN_PAGE_CHARS = 250
 _T = TypeVar("_T")
 
 
+def _found_on_pages(signals: PageSignals | SiteSignals) -> dict[str, Any]:
+    """The fields a page and a whole site share, as JSON."""
+    return {
+        "meta": signals.meta.to_dict(),
+        "organization": dict(signals.organization),
+        "emails": [hit.to_dict() for hit in signals.emails],
+        "phones": list(signals.phones),
+        "social": dict(signals.social),
+        "tech": [hit.to_dict() for hit in signals.tech],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class PageSignals:
     """Everything extracted from one fetched page."""
@@ -101,12 +113,7 @@ class PageSignals:
         return {
             "url": self.url,
             "kind": self.kind,
-            "meta": self.meta.to_dict(),
-            "organization": dict(self.organization),
-            "emails": [hit.to_dict() for hit in self.emails],
-            "phones": list(self.phones),
-            "social": dict(self.social),
-            "tech": [hit.to_dict() for hit in self.tech],
+            **_found_on_pages(self),
             "careers": self.careers.to_dict(),
             "has_pricing": self.has_pricing,
             "has_case_studies": self.has_case_studies,
@@ -155,12 +162,7 @@ class SiteSignals:
     def to_dict(self) -> dict[str, Any]:
         return {
             "pages": [page.to_dict() for page in self.pages],
-            "meta": self.meta.to_dict(),
-            "organization": dict(self.organization),
-            "emails": [hit.to_dict() for hit in self.emails],
-            "phones": list(self.phones),
-            "social": dict(self.social),
-            "tech": [hit.to_dict() for hit in self.tech],
+            **_found_on_pages(self),
             "has_careers": self.has_careers,
             "open_roles": self.open_roles,
             "has_pricing": self.has_pricing,
