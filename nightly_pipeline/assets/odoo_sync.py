@@ -17,8 +17,8 @@ from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.domain.scoring import buckets_at_or_above
 from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
 from nightly_pipeline.resources import DatabaseResource, OdooResource, PipelineSettings
-from nightly_pipeline.resources.odoo import OdooConfigError, password_from_env
-from nightly_pipeline.sync.odoo_sync import OdooLoginError, OdooSync, SyncRecord, sync_and_record
+from nightly_pipeline.vendors.odoo import OdooConfigError, password_from_env
+from nightly_pipeline.odoo_sync.sync import OdooLoginError, OdooSync, SyncRecord, sync_and_record
 
 
 @dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[lead_scores], kinds={"python"},

@@ -17,14 +17,14 @@ from nightly_pipeline.db import Database
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import build_features, score
-from nightly_pipeline.resources.odoo import (
+from nightly_pipeline.vendors.odoo import (
     OdooConfigError,
     OdooResource,
     endpoint,
     password_from_env,
 )
 from nightly_pipeline.sandbox.odoo import OdooServer
-from nightly_pipeline.sync.odoo_sync import (
+from nightly_pipeline.odoo_sync.sync import (
     OdooLoginError,
     OdooSync,
     OdooUnavailable,

@@ -15,7 +15,7 @@ import odoorpc
 from pydantic import Field
 
 from nightly_pipeline.db.tenants import OdooConnection
-from nightly_pipeline.sync.odoo_sync import (
+from nightly_pipeline.odoo_sync.sync import (
     TRANSPORT_ERRORS,
     OdooLoginError,
     OdooSyncError,

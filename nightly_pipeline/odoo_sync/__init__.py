@@ -1,5 +1,5 @@
 """Pushing scored companies to the tenants' CRMs (Odoo)."""
-from nightly_pipeline.sync.odoo_sync import (
+from nightly_pipeline.odoo_sync.sync import (
     OdooLoginError,
     OdooSync,
     OdooSyncError,
