@@ -40,15 +40,15 @@ from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import bucket_of
-from nightly_pipeline.vendors.odoo import OdooResource
-from nightly_pipeline.sandbox.people import people_for
-from nightly_pipeline.settings import Settings, load_settings
-from nightly_pipeline.odoo_sync.sync import (
+from nightly_pipeline.odoo_sync import (
     OdooSync,
     SyncContact,
     SyncRecord,
     SyncReport,
 )
+from nightly_pipeline.sandbox.people import people_for
+from nightly_pipeline.settings import Settings, load_settings
+from nightly_pipeline.vendors.odoo import OdooResource
 
 DEFAULT_RECORDS = 1000
 QUICK_RECORDS = 100

@@ -15,10 +15,10 @@ from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.domain.scoring import buckets_at_or_above
+from nightly_pipeline.odoo_sync import OdooSync, SyncRecord, sync_and_record
 from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
 from nightly_pipeline.resources import DatabaseResource, OdooResource, PipelineSettings
-from nightly_pipeline.vendors.odoo import OdooConfigError, password_from_env
-from nightly_pipeline.odoo_sync.sync import OdooLoginError, OdooSync, SyncRecord, sync_and_record
+from nightly_pipeline.vendors.odoo import OdooConfigError, OdooLoginError, password_from_env
 
 
 @dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[lead_scores], kinds={"python"},

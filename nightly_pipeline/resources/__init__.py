@@ -4,10 +4,10 @@ from typing import Any
 from nightly_pipeline.resources.database import DatabaseResource
 from nightly_pipeline.resources.llm import LLMResource
 from nightly_pipeline.resources.lusha import LushaResource
-from nightly_pipeline.vendors.odoo import OdooResource
 from nightly_pipeline.resources.settings import PipelineSettings
 from nightly_pipeline.resources.tavily import TavilyResource
 from nightly_pipeline.resources.zerobounce import ZeroBounceResource
+from nightly_pipeline.vendors.odoo import OdooResource
 
 
 def default_resources() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Logged-in odoorpc clients for the tenants' Odoo instances.
+"""The tenants' Odoo instances over JSON-RPC: the odoorpc client, its resource and its errors.
 
 Each tenant's ``odoo_connections`` row names the URL, database and user, and the *name* of the
 environment variable that holds the password; the password itself is read only when connecting and
@@ -6,8 +6,10 @@ never stored, logged or put in run metadata.
 """
 from __future__ import annotations
 
+import http.client
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -15,20 +17,30 @@ import odoorpc
 from pydantic import Field
 
 from nightly_pipeline.db.tenants import OdooConnection
-from nightly_pipeline.odoo_sync.sync import (
-    TRANSPORT_ERRORS,
-    OdooLoginError,
-    OdooSyncError,
-    OdooUnavailable,
-)
 
+# urllib's URLError and HTTPError (5xx), refused or reset connections and timeouts are all OSErrors;
+# a connection dropped mid-reply surfaces as an http.client exception.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
 _PROTOCOLS = {"http": ("jsonrpc", 80), "https": ("jsonrpc+ssl", 443)}
 
 
-class OdooConfigError(OdooSyncError):
+class OdooError(RuntimeError):
+    """Base of the errors talking to a tenant's Odoo."""
+
+
+class OdooUnavailable(OdooError):
+    """Odoo could not be reached (refused, timed out, HTTP 5xx); the step should be retried."""
+
+
+class OdooLoginError(OdooError):
+    """Odoo answered but refused the login (wrong database, user or password)."""
+
+
+class OdooConfigError(OdooError):
     """A connection row that cannot work (bad URL, password variable unset)."""
 
 
+# -- connection rows ---------------------------------------------------------------------------------
 def endpoint(url: str) -> tuple[str, str, int]:
     """``(protocol, host, port)`` for odoorpc from an Odoo base URL such as ``https://crm.acme.sg``."""
     parts = urlsplit(url.strip())
@@ -49,23 +61,56 @@ def password_from_env(connection: OdooConnection, environ: Mapping[str, str] | N
     return value
 
 
+# -- the client --------------------------------------------------------------------------------------
+class OdooClient:
+    """A logged-in tenant Odoo. Every call is one counted JSON-RPC ``execute_kw``; a failure to reach
+    Odoo becomes :class:`OdooUnavailable`, while Odoo's own refusals (``odoorpc.error.RPCError``)
+    pass through for the caller to judge."""
+
+    def __init__(self, odoo: odoorpc.ODOO, where: str) -> None:
+        self._odoo = odoo
+        self.where = where
+        self.rpc_calls = 0
+
+    def call(self, model: str, method: str, *args: Any, context: Mapping[str, Any] | None = None,
+             **kwargs: Any) -> Any:
+        """``model.method(*args, **kwargs)`` in the user's context (``context`` adds to it)."""
+        self.rpc_calls += 1
+        merged = {**self._odoo.env.context, **(context or {})}
+        try:
+            return self._odoo.execute_kw(model, method, list(args), {**kwargs, "context": merged})
+        except TRANSPORT_ERRORS as exc:
+            raise OdooUnavailable(f"Odoo unreachable at {self.where}: {type(exc).__name__}: {exc}") from exc
+
+    def search_read(self, model: str, domain: Sequence[Any], fields: Sequence[str], **kwargs: Any) -> list[dict[str, Any]]:
+        return self.call(model, "search_read", list(domain), fields=list(fields), **kwargs)
+
+    def create(self, model: str, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+        """The new record's id, or the list of ids when ``values`` is a list of records."""
+        payload = dict(values) if isinstance(values, Mapping) else [dict(v) for v in values]
+        return self.call(model, "create", payload)
+
+    def write(self, model: str, ids: Sequence[int], values: Mapping[str, Any]) -> None:
+        self.call(model, "write", list(ids), dict(values))
+
+
 class OdooResource(dg.ConfigurableResource):
     """Connects to a tenant's Odoo over JSON-RPC; holds no credentials itself."""
 
     timeout_s: float = Field(30.0, gt=0)
 
-    def connect(self, connection: OdooConnection, password: str) -> odoorpc.ODOO:
+    def connect(self, connection: OdooConnection, password: str) -> OdooClient:
         """A logged-in client. Unreachable → :class:`OdooUnavailable`; refused login → :class:`OdooLoginError`."""
         protocol, host, port = endpoint(connection.url)
         where = f"{host}:{port}"
         try:
             # version unset: the constructor asks the server, so any supported Odoo release works.
-            client = odoorpc.ODOO(host, protocol=protocol, port=port, timeout=self.timeout_s)
-            client.login(connection.db_name, connection.username, password)
+            odoo = odoorpc.ODOO(host, protocol=protocol, port=port, timeout=self.timeout_s)
+            odoo.login(connection.db_name, connection.username, password)
         except TRANSPORT_ERRORS as exc:
-            raise OdooUnavailable(f"Odoo at {where} unreachable: {type(exc).__name__}: {exc}") from exc
+            raise OdooUnavailable(f"Odoo unreachable at {where}: {type(exc).__name__}: {exc}") from exc
         except odoorpc.error.RPCError:
             # Odoo's message can echo the request; say only which login failed.
             raise OdooLoginError(f"Odoo at {where} refused the login of {connection.username!r} "
                                  f"to database {connection.db_name!r}") from None
-        return client
+        return OdooClient(odoo, where)

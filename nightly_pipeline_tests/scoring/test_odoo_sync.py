@@ -10,28 +10,23 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import odoorpc
 import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import build_features, score
+from nightly_pipeline.odoo_sync import OdooSync, SyncContact, SyncRecord, SyncReport, sync_and_record
+from nightly_pipeline.odoo_sync.records import MergeDecision
+from nightly_pipeline.sandbox.odoo import OdooServer
 from nightly_pipeline.vendors.odoo import (
+    OdooClient,
     OdooConfigError,
+    OdooLoginError,
     OdooResource,
+    OdooUnavailable,
     endpoint,
     password_from_env,
-)
-from nightly_pipeline.sandbox.odoo import OdooServer
-from nightly_pipeline.odoo_sync.sync import (
-    OdooLoginError,
-    OdooSync,
-    OdooUnavailable,
-    SyncContact,
-    SyncRecord,
-    SyncReport,
-    sync_and_record,
 )
 from nightly_pipeline_tests.sandbox.vendors_harness import serving
 from nightly_pipeline_tests.scoring.scoring_testkit import (
@@ -80,7 +75,7 @@ def connection(server: OdooServer, odoo_db: str) -> OdooConnection:
                           active=True)
 
 
-def connect(server: OdooServer, odoo_db: str) -> odoorpc.ODOO:
+def connect(server: OdooServer, odoo_db: str) -> OdooClient:
     return OdooResource(timeout_s=10).connect(connection(server, odoo_db), PASSWORD)
 
 
@@ -190,10 +185,12 @@ def test_companies_and_leads_only_at_or_above_their_thresholds(server: OdooServe
 def test_an_existing_company_found_by_domain_or_name_is_reused_and_given_the_uen(server: OdooServer,
                                                                                  odoo_db: str) -> None:
     odoo = connect(server, odoo_db)
-    partners = odoo.env["res.partner"]
-    by_domain = partners.create({"name": "Acme Freight", "is_company": True, "website": "https://www.acme.sg/about"})
-    by_name = partners.create({"name": "BETA TRADING PTE. LTD.", "is_company": True, "street": "9 Beta Street"})
-    other_entity = partners.create({"name": "GAMMA PTE. LTD.", "is_company": True, "company_registry": "199900001Z"})
+    by_domain = odoo.create("res.partner", {"name": "Acme Freight", "is_company": True,
+                                            "website": "https://www.acme.sg/about"})
+    by_name = odoo.create("res.partner", {"name": "BETA TRADING PTE. LTD.", "is_company": True,
+                                          "street": "9 Beta Street"})
+    other_entity = odoo.create("res.partner", {"name": "GAMMA PTE. LTD.", "is_company": True,
+                                               "company_registry": "199900001Z"})
     records = [record(1, domain="acme.sg", name="ACME FREIGHT PTE. LTD."),
                record(2, domain=None, name="BETA TRADING PTE. LTD."),
                record(3, domain=None, name="GAMMA PTE. LTD.")]
@@ -202,17 +199,17 @@ def test_an_existing_company_found_by_domain_or_name_is_reused_and_given_the_uen
 
     acme, beta, gamma = report.outcomes
     assert (acme.partner_id, acme.operation) == (by_domain, "update")
-    assert {"matched_by": "domain", "partner_id": by_domain} in acme.merge_decisions
-    assert {"decision": "kept the name in Odoo", "field": "name", "odoo": "Acme Freight",
-            "ours": "ACME FREIGHT PTE. LTD."} in acme.merge_decisions
-    assert {"decision": "kept the value in Odoo", "record": records[0].uen, "field": "website",
-            "odoo": "https://www.acme.sg/about", "ours": "https://acme.sg"} not in acme.merge_decisions
-    assert (beta.partner_id, beta.merge_decisions[0]) == (by_name, {"matched_by": "name", "partner_id": by_name})
-    assert {"decision": "kept the value in Odoo", "record": records[1].uen, "field": "street",
-            "odoo": "9 Beta Street", "ours": "1 ANSON ROAD"} in beta.merge_decisions
+    assert MergeDecision(matched_by="domain", partner_id=by_domain) in acme.merge_decisions
+    assert MergeDecision(decision="kept the name in Odoo", field="name", odoo="Acme Freight",
+                         ours="ACME FREIGHT PTE. LTD.") in acme.merge_decisions
+    assert [d for d in acme.merge_decisions if d.field == "website"] == []
+    assert (beta.partner_id, beta.merge_decisions[0]) == (by_name, MergeDecision(matched_by="name",
+                                                                                 partner_id=by_name))
+    assert MergeDecision(decision="kept the value in Odoo", record=records[1].uen, field="street",
+                         odoo="9 Beta Street", ours="1 ANSON ROAD") in beta.merge_decisions
     assert gamma.operation == "create" and gamma.partner_id not in (by_domain, by_name, other_entity)
-    assert {"decision": "not reused: same name but another UEN", "partner_id": other_entity,
-            "odoo_uen": "199900001Z"} in gamma.merge_decisions
+    assert MergeDecision(decision="not reused: same name but another UEN", partner_id=other_entity,
+                         odoo_uen="199900001Z") in gamma.merge_decisions
     stored = {p["id"]: p for p in server.records(odoo_db, "res.partner")}
     assert stored[by_domain]["company_registry"] == records[0].uen
     assert stored[by_domain]["name"] == "Acme Freight" and stored[by_domain]["website"] == "https://www.acme.sg/about"
@@ -323,8 +320,7 @@ def test_a_contact_that_failed_to_create_is_created_exactly_once_on_the_next_run
 def test_a_new_score_rewrites_the_lead_notes_but_never_a_salespersons_edits(server: OdooServer, odoo_db: str) -> None:
     sync(server, odoo_db, [record(1, score=0.9)])
     [lead] = leads(server, odoo_db)
-    odoo = connect(server, odoo_db)
-    odoo.env["crm.lead"].write([lead["id"]], {"priority": "3", "contact_name": "Mr Chief"})
+    connect(server, odoo_db).write("crm.lead", [lead["id"]], {"priority": "3", "contact_name": "Mr Chief"})
 
     unchanged = sync(server, odoo_db, [record(1, score=0.9)])
     assert counts(unchanged, "lead") == (0, 0, 1, 0)
@@ -336,19 +332,20 @@ def test_a_new_score_rewrites_the_lead_notes_but_never_a_salespersons_edits(serv
     [lead] = leads(server, odoo_db)
     assert "0.70 (High)" in lead["description"] and lead["priority"] == "2"
     assert lead["contact_name"] == "Mr Chief"
-    assert {"decision": "kept the value in Odoo", "record": "202000001A", "field": "contact_name",
-            "odoo": "Mr Chief", "ours": "Chief 1"} in rescored.outcomes[0].merge_decisions
+    assert MergeDecision(decision="kept the value in Odoo", record="202000001A", field="contact_name",
+                         odoo="Mr Chief", ours="Chief 1") in rescored.outcomes[0].merge_decisions
 
 
 def test_an_archived_lead_is_found_again_and_left_alone(server: OdooServer, odoo_db: str) -> None:
     first = sync(server, odoo_db, [record(1, score=0.9)])
     lead_id = first.outcomes[0].lead_id
-    connect(server, odoo_db).env["crm.lead"].write([lead_id], {"active": False})
+    connect(server, odoo_db).write("crm.lead", [lead_id], {"active": False})
 
     again = sync(server, odoo_db, [record(1, score=0.75)])
 
     assert again.outcomes[0].lead_id == lead_id and len(leads(server, odoo_db)) == 1
-    assert {"decision": "lead archived in Odoo; left as it is", "lead_id": lead_id} in again.outcomes[0].merge_decisions
+    assert MergeDecision(decision="lead archived in Odoo; left as it is", lead_id=lead_id) \
+        in again.outcomes[0].merge_decisions
     assert "0.90 (High)" in leads(server, odoo_db)[0]["description"]
 
 
@@ -362,7 +359,7 @@ def test_two_concurrent_syncs_of_one_tenant_create_nothing_twice(server: OdooSer
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
-    def run(client: odoorpc.ODOO) -> None:
+    def run(client: OdooClient) -> None:
         try:
             start.wait(timeout=10)
             reports.append(sync_and_record(db, OdooSync(client, tenant, score_min_export=MIN_EXPORT), records,
