@@ -3,10 +3,16 @@
 Each tenant's ``odoo_connections`` row names the URL, database and user, and the *name* of the
 environment variable that holds the password; the password itself is read only when connecting and
 never stored, logged or put in run metadata.
+
+odoorpc logs every JSON-RPC request at DEBUG and masks only a parameter *named* ``password``,
+while ``login`` and ``execute_kw`` send the password positionally in ``args``; the filter installed
+on its logger masks those positions, so turning on DEBUG logging never prints a tenant's password.
 """
 from __future__ import annotations
 
+import copy
 import http.client
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +28,13 @@ from nightly_pipeline.db.tenants import OdooConnection
 # a connection dropped mid-reply surfaces as an http.client exception.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
 _PROTOCOLS = {"http": ("jsonrpc", 80), "https": ("jsonrpc+ssl", 443)}
+# The logger odoorpc writes its JSON-RPC requests and responses to.
+ODOORPC_RPC_LOGGER = "odoorpc.rpc.jsonrpclib"
+MASK = "**********"
+# Position of the password in ``params.args`` of the JSON-RPC services that take one: ``common``
+# (login, authenticate: db, login, password, …) and ``object`` (execute, execute_kw: db, uid,
+# password, …). The ``db`` service's methods take the master password first.
+_PASSWORD_POSITION = {"common": 2, "object": 2, "db": 0}
 
 
 class OdooError(RuntimeError):
@@ -38,6 +51,45 @@ class OdooLoginError(OdooError):
 
 class OdooConfigError(OdooError):
     """A connection row that cannot work (bad URL, password variable unset)."""
+
+
+# -- keeping the password out of odoorpc's DEBUG log -------------------------------------------------
+def masked_rpc_payload(data: Any) -> Any:
+    """A copy of a JSON-RPC request with the password masked wherever odoorpc sends one.
+
+    A call to a service this code does not know has all of its ``args`` masked: better an
+    unreadable debug line than a leaked secret.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("params"), Mapping):
+        return data
+    params = data["params"]
+    masked = copy.deepcopy(dict(data))
+    if "password" in params:
+        masked["params"]["password"] = MASK
+    args = params.get("args")
+    if isinstance(args, Sequence) and not isinstance(args, str):
+        position = _PASSWORD_POSITION.get(str(params.get("service")))
+        masked["params"]["args"] = [MASK if position is None or index == position else value
+                                    for index, value in enumerate(args)]
+    return masked
+
+
+class _MaskPasswords(logging.Filter):
+    """Masks the password in odoorpc's ``(JSON,send)`` and ``(JSON,recv)`` records before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping) and "data" in record.args:
+            record.args = {**record.args, "data": masked_rpc_payload(record.args["data"])}
+        return True
+
+
+def _install_password_mask() -> None:
+    logger = logging.getLogger(ODOORPC_RPC_LOGGER)
+    if not any(isinstance(existing, _MaskPasswords) for existing in logger.filters):
+        logger.addFilter(_MaskPasswords())
+
+
+_install_password_mask()
 
 
 # -- connection rows ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from nightly_pipeline.vendors.odoo import (
     OdooResource,
     OdooUnavailable,
     endpoint,
+    masked_rpc_payload,
     password_from_env,
 )
 from nightly_pipeline_tests.sandbox.vendors_harness import serving
@@ -407,6 +409,37 @@ def test_a_wrong_password_is_a_login_error_that_does_not_quote_it(server: OdooSe
     with pytest.raises(OdooLoginError) as raised:
         OdooResource(timeout_s=10).connect(connection(server, odoo_db), "not-the-password")
     assert "not-the-password" not in str(raised.value) and odoo_db in str(raised.value)
+
+
+def test_the_odoo_password_never_reaches_the_log_even_at_debug(server: OdooServer, odoo_db: str,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's records reach caplog
+    client = connect(server, odoo_db)
+    client.search_read("res.partner", [("is_company", "=", True)], ["id"])
+    with pytest.raises(OdooLoginError):
+        OdooResource(timeout_s=10).connect(connection(server, odoo_db), "not-the-password")
+
+    sent = [r.getMessage() for r in caplog.records if r.name.startswith("odoorpc") and "(JSON,send)" in r.getMessage()]
+    assert any("'login'" in message for message in sent) and any("'execute_kw'" in message for message in sent)
+    for secret in (PASSWORD, "not-the-password"):
+        assert secret not in caplog.text
+        assert not [r for r in caplog.records if secret in r.getMessage() or secret in repr(r.args)]
+
+
+def test_rpc_payloads_are_masked_where_odoorpc_puts_a_password_and_left_unchanged() -> None:
+    def call(service: str, args: list[Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "method": "call", "params": {"service": service, "method": "m", "args": args}}
+
+    login = call("common", ["db", "bot", "s3cret"])
+    assert masked_rpc_payload(login)["params"]["args"] == ["db", "bot", "**********"]
+    assert login["params"]["args"][2] == "s3cret"
+    assert masked_rpc_payload(call("object", ["db", 2, "s3cret", "res.partner", "read", [[1]], {}]))["params"][
+        "args"] == ["db", 2, "**********", "res.partner", "read", [[1]], {}]
+    assert masked_rpc_payload(call("db", ["master", "db"]))["params"]["args"] == ["**********", "db"]
+    assert "s3cret" not in repr(masked_rpc_payload(call("report", ["s3cret", "x"])))
+    session = {"params": {"db": "db", "login": "bot", "password": "s3cret"}}
+    assert masked_rpc_payload(session)["params"] == {"db": "db", "login": "bot", "password": "**********"}
+    assert masked_rpc_payload({"params": {}}) == {"params": {}}
 
 
 def test_connection_rows_become_odoorpc_endpoints_and_env_passwords() -> None:
