@@ -69,7 +69,7 @@ class Deliverability(enum.StrEnum):
     SUPPRESSED = "suppressed"
 
 
-# ZeroBounce statuses (vendor-apis §3.5). catch-all and unknown are kept but never count as valid.
+# ZeroBounce statuses: catch-all and unknown are kept but never count as valid.
 STATUS_DELIVERABILITY: Mapping[str, Deliverability] = {
     "valid": Deliverability.DELIVERABLE,
     "catch-all": Deliverability.RISKY,
