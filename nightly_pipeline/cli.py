@@ -21,7 +21,7 @@ from nightly_pipeline.db import DatabaseError, open_database
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import reports
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.database import database_target
+from nightly_pipeline.db.database import administrator_transaction, database_target
 from nightly_pipeline.db.migrate import MigrationError, migrate
 from nightly_pipeline.domain.acra import AcraFileError, parse_acra_csv
 from nightly_pipeline.domain.icp import IcpError, parse_icp
@@ -113,6 +113,9 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
     icp = _read_icp(args.icp_file) if args.icp_file else None
     connection = tenants_db.OdooConnection(args.odoo_url, args.odoo_db, args.odoo_user, args.odoo_password_env, True)
     with open_database(settings) as db:
+        if args.export_unverified:
+            with administrator_transaction(db.target) as admin:
+                tenants_db.require_administrator(admin)  # before anything is created
         with db.shared() as conn:
             tenant_id = tenants_db.register_tenant(conn, args.name, args.daily_cap)
         with db.tenant(tenant_id) as conn:
@@ -120,8 +123,8 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
             if icp is not None:
                 tenants_db.set_icp(conn, tenant_id, icp)
         if args.export_unverified:
-            with db.shared() as conn:
-                tenants_db.set_export_unverified(conn, tenant_id, True)
+            with administrator_transaction(db.target) as admin:
+                tenants_db.set_export_unverified(admin, tenant_id, True)
     with _dagster_instance(settings) as instance:
         instance.add_dynamic_partitions("tenants", [tenant_key(tenant_id)])
     if args.odoo_password_env not in os.environ:
@@ -149,15 +152,15 @@ def cmd_tenant_list(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_tenant_export_unverified(settings: Settings, args: argparse.Namespace) -> None:
     allowed = args.allowed == "on"
-    with open_database(settings) as db, db.shared() as conn:
-        tenants_db.set_export_unverified(conn, args.tenant_id, allowed)
+    with open_database(settings) as db, administrator_transaction(db.target) as admin:
+        tenants_db.set_export_unverified(admin, args.tenant_id, allowed)
     print(f"tenant {args.tenant_id}: the Odoo export {'includes' if allowed else 'leaves out'} addresses "
           f"not verified deliverable")
 
 
 def cmd_tenant_disable(settings: Settings, args: argparse.Namespace) -> None:
-    with open_database(settings) as db, db.shared() as conn:
-        tenants_db.set_status(conn, args.tenant_id, "disabled")
+    with open_database(settings) as db, administrator_transaction(db.target) as admin:
+        tenants_db.set_status(admin, args.tenant_id, "disabled")
     with _dagster_instance(settings) as instance:
         key = tenant_key(args.tenant_id)
         if instance.has_dynamic_partition("tenants", key):
@@ -276,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         result = args.func(settings, args)
-    except (SettingsError, CliError, IcpError, InvalidTenantKey, tenants_db.TenantExists) as exc:
+    except (SettingsError, CliError, IcpError, InvalidTenantKey, tenants_db.TenantExists,
+            tenants_db.AdministratorRequired) as exc:
         print(f"nightly-pipeline: {exc}", file=sys.stderr)
         return 2
     except (DatabaseError, MigrationError, tenants_db.TenantNotFound) as exc:

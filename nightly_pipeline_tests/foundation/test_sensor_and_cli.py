@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from nightly_pipeline.cli import main
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline.resources import DatabaseResource
 from nightly_pipeline.sensors import tenant_registry_sensor
 
@@ -103,7 +104,7 @@ def test_sensor_registers_active_tenants_and_drops_the_rest(db, db_target):
     for tenant in (active, disabled):
         with db.tenant(tenant) as conn:
             tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "a", "PW", True))
-    with db.shared() as conn:
+    with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", [str(disabled), "99"])
