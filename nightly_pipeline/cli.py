@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,13 +24,11 @@ from nightly_pipeline.db.database import administrator_transaction, database_tar
 from nightly_pipeline.db.migrate import MigrationError, migrate
 from nightly_pipeline.domain.acra import AcraFileError, parse_acra_csv
 from nightly_pipeline.domain.icp import IcpError, parse_icp
+from nightly_pipeline.domain.odoo_connection import OdooConnectionRejected, check_odoo_url, check_password_env
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
-
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 class CliError(Exception):
     """An operator mistake: printed as one line, exit status 2."""
@@ -107,11 +104,20 @@ def cmd_acra_load(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if result.errors and not result.rows else 0
 
 
+def _odoo_connection(args: argparse.Namespace) -> tenants_db.OdooConnection:
+    for flag, check, value in (("--odoo-password-env", check_password_env, args.odoo_password_env),
+                               ("--odoo-url", check_odoo_url, args.odoo_url)):
+        try:
+            check(value)
+        except OdooConnectionRejected as exc:
+            raise CliError(f"{flag} {exc}") from None
+    return tenants_db.OdooConnection(args.odoo_url.strip(), args.odoo_db, args.odoo_user, args.odoo_password_env,
+                                     True)
+
+
 def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
-    if not ENV_NAME.match(args.odoo_password_env):
-        raise CliError(f"--odoo-password-env must name an environment variable, got {args.odoo_password_env!r}")
+    connection = _odoo_connection(args)
     icp = _read_icp(args.icp_file) if args.icp_file else None
-    connection = tenants_db.OdooConnection(args.odoo_url, args.odoo_db, args.odoo_user, args.odoo_password_env, True)
     with open_database(settings) as db:
         if args.export_unverified:
             with administrator_transaction(db.target) as admin:
@@ -231,10 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = top.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     add = tenant.add_parser("add", help="create a tenant with its Odoo connection; prints the tenant id last")
     add.add_argument("--name", required=True)
-    add.add_argument("--odoo-url", required=True)
+    add.add_argument("--odoo-url", required=True, help="https://host[:port] (http only on loopback)")
     add.add_argument("--odoo-db", required=True)
     add.add_argument("--odoo-user", required=True)
-    add.add_argument("--odoo-password-env", required=True, help="name of the variable that holds the password")
+    add.add_argument("--odoo-password-env", required=True,
+                     help="name of the variable that holds the password, with ODOO_PASSWORD as a word of it "
+                          "(ODOO_PASSWORD_ACME)")
     add.add_argument("--icp-file", type=Path)
     add.add_argument("--daily-cap", type=_positive)
     add.add_argument("--export-unverified", action="store_true",

@@ -20,7 +20,7 @@ def cli(capsys, *args):
 
 
 def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEMO_ODOO_PW", "not-printed")
+    monkeypatch.setenv("DEMO_ODOO_PASSWORD", "not-printed")
     assert cli(capsys, "db", "migrate")[1].strip() == "schema is up to date"
     sample = resources.files("nightly_pipeline") / "data" / "acra_sample.csv"
     code, out, err = cli(capsys, "acra", "load", str(sample))
@@ -39,7 +39,7 @@ def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
     icp = tmp_path / "icp.json"
     icp.write_text(json.dumps({"ssic_codes": ["62011"], "keywords": ["saas"]}))
     code, out, err = cli(capsys, "tenant", "add", "--name", "Acme", "--odoo-url", "http://127.0.0.1:8069",
-                         "--odoo-db", "acme", "--odoo-user", "admin", "--odoo-password-env", "DEMO_ODOO_PW",
+                         "--odoo-db", "acme", "--odoo-user", "admin", "--odoo-password-env", "DEMO_ODOO_PASSWORD",
                          "--icp-file", str(icp), "--daily-cap", "3")
     assert code == 0, err
     tenant_id = out.strip().splitlines()[-1]
