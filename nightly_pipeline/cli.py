@@ -25,6 +25,7 @@ from nightly_pipeline.db.migrate import MigrationError, migrate
 from nightly_pipeline.domain.acra import AcraFileError, parse_acra_csv
 from nightly_pipeline.domain.icp import IcpError, parse_icp
 from nightly_pipeline.domain.odoo_connection import OdooConnectionRejected, check_odoo_url, check_password_env
+from nightly_pipeline.domain.spreadsheet import neutralise_row
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
@@ -181,7 +182,7 @@ def _emit(rows: list[dict], columns: Sequence[str], fmt: str) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(neutralise_row(row) for row in rows)
         print(buffer.getvalue(), end="")
     else:
         print(tabulate([[r.get(c) for c in columns] for r in rows], headers=list(columns)))
