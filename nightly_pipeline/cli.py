@@ -31,6 +31,7 @@ from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
 
+
 class CliError(Exception):
     """An operator mistake: printed as one line, exit status 2."""
 
