@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,16 +20,16 @@ from nightly_pipeline.db import DatabaseError, open_database
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import reports
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.database import database_target
+from nightly_pipeline.db.database import administrator_transaction, database_target
 from nightly_pipeline.db.migrate import MigrationError, migrate
 from nightly_pipeline.domain.acra import AcraFileError, parse_acra_csv
 from nightly_pipeline.domain.icp import IcpError, parse_icp
+from nightly_pipeline.domain.odoo_connection import OdooConnectionRejected, check_odoo_url, check_password_env
+from nightly_pipeline.domain.spreadsheet import neutralise_row
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
-
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class CliError(Exception):
@@ -92,11 +91,12 @@ def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_acra_load(settings: Settings, args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
+        # Bytes that are not UTF-8 reach the parser as surrogates, which rejects only their rows.
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             result = parse_acra_csv(fh)
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    except (AcraFileError, UnicodeDecodeError) as exc:
+    except AcraFileError as exc:
         raise CliError(f"{path}: {exc}") from None
     for error in result.errors:
         print(f"{path}: {error}", file=sys.stderr)
@@ -107,12 +107,24 @@ def cmd_acra_load(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if result.errors and not result.rows else 0
 
 
+def _odoo_connection(args: argparse.Namespace) -> tenants_db.OdooConnection:
+    for flag, check, value in (("--odoo-password-env", check_password_env, args.odoo_password_env),
+                               ("--odoo-url", check_odoo_url, args.odoo_url)):
+        try:
+            check(value)
+        except OdooConnectionRejected as exc:
+            raise CliError(f"{flag} {exc}") from None
+    return tenants_db.OdooConnection(args.odoo_url.strip(), args.odoo_db, args.odoo_user, args.odoo_password_env,
+                                     True)
+
+
 def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
-    if not ENV_NAME.match(args.odoo_password_env):
-        raise CliError(f"--odoo-password-env must name an environment variable, got {args.odoo_password_env!r}")
+    connection = _odoo_connection(args)
     icp = _read_icp(args.icp_file) if args.icp_file else None
-    connection = tenants_db.OdooConnection(args.odoo_url, args.odoo_db, args.odoo_user, args.odoo_password_env, True)
     with open_database(settings) as db:
+        if args.export_unverified:
+            with administrator_transaction(db.target) as admin:
+                tenants_db.require_administrator(admin)  # before anything is created
         with db.shared() as conn:
             tenant_id = tenants_db.register_tenant(conn, args.name, args.daily_cap)
         with db.tenant(tenant_id) as conn:
@@ -120,8 +132,8 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
             if icp is not None:
                 tenants_db.set_icp(conn, tenant_id, icp)
         if args.export_unverified:
-            with db.shared() as conn:
-                tenants_db.set_export_unverified(conn, tenant_id, True)
+            with administrator_transaction(db.target) as admin:
+                tenants_db.set_export_unverified(admin, tenant_id, True)
     with _dagster_instance(settings) as instance:
         instance.add_dynamic_partitions("tenants", [tenant_key(tenant_id)])
     if args.odoo_password_env not in os.environ:
@@ -149,15 +161,15 @@ def cmd_tenant_list(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_tenant_export_unverified(settings: Settings, args: argparse.Namespace) -> None:
     allowed = args.allowed == "on"
-    with open_database(settings) as db, db.shared() as conn:
-        tenants_db.set_export_unverified(conn, args.tenant_id, allowed)
+    with open_database(settings) as db, administrator_transaction(db.target) as admin:
+        tenants_db.set_export_unverified(admin, args.tenant_id, allowed)
     print(f"tenant {args.tenant_id}: the Odoo export {'includes' if allowed else 'leaves out'} addresses "
           f"not verified deliverable")
 
 
 def cmd_tenant_disable(settings: Settings, args: argparse.Namespace) -> None:
-    with open_database(settings) as db, db.shared() as conn:
-        tenants_db.set_status(conn, args.tenant_id, "disabled")
+    with open_database(settings) as db, administrator_transaction(db.target) as admin:
+        tenants_db.set_status(admin, args.tenant_id, "disabled")
     with _dagster_instance(settings) as instance:
         key = tenant_key(args.tenant_id)
         if instance.has_dynamic_partition("tenants", key):
@@ -172,7 +184,7 @@ def _emit(rows: list[dict], columns: Sequence[str], fmt: str) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(neutralise_row(row) for row in rows)
         print(buffer.getvalue(), end="")
     else:
         print(tabulate([[r.get(c) for c in columns] for r in rows], headers=list(columns)))
@@ -228,10 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = top.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     add = tenant.add_parser("add", help="create a tenant with its Odoo connection; prints the tenant id last")
     add.add_argument("--name", required=True)
-    add.add_argument("--odoo-url", required=True)
+    add.add_argument("--odoo-url", required=True, help="https://host[:port] (http only on loopback)")
     add.add_argument("--odoo-db", required=True)
     add.add_argument("--odoo-user", required=True)
-    add.add_argument("--odoo-password-env", required=True, help="name of the variable that holds the password")
+    add.add_argument("--odoo-password-env", required=True,
+                     help="name of the variable that holds the password, with ODOO_PASSWORD as a word of it "
+                          "(ODOO_PASSWORD_ACME)")
     add.add_argument("--icp-file", type=Path)
     add.add_argument("--daily-cap", type=_positive)
     add.add_argument("--export-unverified", action="store_true",
@@ -276,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         result = args.func(settings, args)
-    except (SettingsError, CliError, IcpError, InvalidTenantKey, tenants_db.TenantExists) as exc:
+    except (SettingsError, CliError, IcpError, InvalidTenantKey, tenants_db.TenantExists,
+            tenants_db.AdministratorRequired) as exc:
         print(f"nightly-pipeline: {exc}", file=sys.stderr)
         return 2
     except (DatabaseError, MigrationError, tenants_db.TenantNotFound) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,14 @@ MIN_DOMAIN_INTERVAL_S = 0.5
 
 class SettingsError(ValueError):
     """A malformed environment variable; ``str(error)`` is one line fit for an operator."""
+
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@")
+
+
+def redact_url(value: str) -> str:
+    """``value`` with the password of a ``scheme://user:password@host`` URL replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", value)
 
 
 def _csv(value: Any) -> list[str]:
@@ -89,6 +98,12 @@ class Settings(BaseSettings):
     zerobounce_api_key: SecretStr | None = None
     zerobounce_base_url: str = "https://api.zerobounce.net/v2"
     zerobounce_bulk_base_url: str = "https://bulkapi.zerobounce.net/v2"
+
+    def __repr_args__(self):
+        # Plain-string URLs (CRAWLER_PROXY, the base URLs) may carry user:password@; SecretStr
+        # fields already print as stars.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

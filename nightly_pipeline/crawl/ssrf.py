@@ -26,17 +26,39 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 
-# Ranges that ``is_global`` misses on some Python versions or that deserve an explicit entry
-# because they are the classic SSRF targets (CGNAT, benchmarking, metadata, unique local).
+# Every range of IANA's IPv4 and IPv6 special-purpose address registries that is not globally
+# reachable, listed here so the guard does not depend on the ``is_global`` tables of the running
+# Python (3.11 lacks 192.0.0.0/24 beyond its first /29, 3fff::/20 and fec0::/10, for instance).
+# 192.0.0.0/24 is refused whole, its two anycast addresses included: nothing there is a website.
 _ALWAYS_FORBIDDEN_NETWORKS = tuple(
     ipaddress.ip_network(network)
     for network in (
-        "0.0.0.0/8",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "198.18.0.0/15",
-        "fc00::/7",
-        "fe80::/10",
+        "0.0.0.0/8",  # this network
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # shared address space (CGNAT)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link local, cloud metadata
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "240.0.0.0/4",  # reserved, limited broadcast
+        "::/128",  # unspecified
+        "::1/128",  # loopback
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+        "100::/64",  # discard-only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/23",  # IETF protocol assignments (TEREDO, benchmarking, ORCHID, ...)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link local
+        "fec0::/10",  # deprecated site local
     )
 )
 
@@ -47,6 +69,8 @@ _NEVER_ALLOWED_NETWORKS = tuple(
 )
 
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# A NAT64 gateway (RFC 6052) connects to the IPv4 address in the last 32 bits.
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
 
 # WHATWG URL rule: a host whose last label is a number is an IPv4 address (in any notation).
 _NUMERIC_LABEL = re.compile(r"^(?:0[xX][0-9a-fA-F]*|[0-9]+)$")
@@ -72,10 +96,20 @@ class ParsedTarget:
     ip: IPAddress | None
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address forwards to (mapped, compatible or 6to4), if any."""
+def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped or NAT64 address is a connection to, if it is one."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address forwards to (mapped, NAT64, compatible or 6to4), if any."""
+    translated = _translated_ipv4(address)
+    if translated is not None:
+        return translated
     if address.sixtofour is not None:
         return address.sixtofour
     if address in _IPV4_COMPATIBLE and int(address) > 1:
@@ -92,17 +126,18 @@ def _as_address(ip: str | IPAddress) -> IPAddress:
 def is_forbidden_address(ip: str | IPAddress) -> bool:
     """True when ``ip`` is not a globally routable unicast address.
 
-    An IPv4-mapped address (``::ffff:127.0.0.1``) is judged by its IPv4 address; other IPv6
-    forms that carry one (``::127.0.0.1``, 6to4) must pass both as IPv6 and as IPv4. A scoped
-    IPv6 address (``fe80::1%eth0``) is always forbidden.
+    An IPv4-mapped (``::ffff:127.0.0.1``) or NAT64 (``64:ff9b::7f00:1``) address is judged by its
+    IPv4 address; other IPv6 forms that carry one (``::127.0.0.1``, 6to4) must pass both as IPv6
+    and as IPv4. A scoped IPv6 address (``fe80::1%eth0``) is always forbidden.
     """
     address = _as_address(ip)
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
             return True
-        # A mapped address is an IPv4 connection in disguise: only the IPv4 address counts.
-        if address.ipv4_mapped is not None:
-            return is_forbidden_address(address.ipv4_mapped)
+        # A mapped or NAT64 address is an IPv4 connection in disguise: only the IPv4 address counts.
+        translated = _translated_ipv4(address)
+        if translated is not None:
+            return is_forbidden_address(translated)
         embedded = _embedded_ipv4(address)
         if embedded is not None and is_forbidden_address(embedded):
             return True

@@ -1,6 +1,6 @@
 """Connections: a psycopg 3 pool for the runtime role, with every tenant-scoped transaction
 setting ``request.tenant_id`` transaction-locally, and a guard that the role RLS relies on is
-really the one connected."""
+really the one that runs the queries."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +15,12 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from nightly_pipeline.db.embedded import EmbeddedPostgres
-from nightly_pipeline.db.migrate import current_version, latest_version, migrate
+from nightly_pipeline.db.migrate import (
+    OWNER_ROLE,
+    available_migrations,
+    migrate,
+    pending_migrations,
+)
 from nightly_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +38,8 @@ class TenantNotSet(DatabaseError):
 
 @dataclasses.dataclass(frozen=True)
 class DatabaseTarget:
-    admin_url: str
-    app_url: str
+    admin_url: str = dataclasses.field(repr=False)
+    app_url: str = dataclasses.field(repr=False)
     app_role: str
     embedded: bool
 
@@ -44,13 +49,31 @@ class DatabaseTarget:
         place = info.get("host") or "local socket"
         return f"{'embedded ' if self.embedded else ''}PostgreSQL {place}/{info.get('dbname', '')}"
 
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return f"DatabaseTarget({self.describe()!r}, app_role={self.app_role!r})"
+
+
+# Roles whose members can escape row-level security: SET ROLE to a superuser or BYPASSRLS role, or
+# (before PostgreSQL 16) use CREATEROLE to grant themselves the owner role.
+_PRIVILEGE_CHECK = """
+    SELECT EXISTS (SELECT 1 FROM pg_roles r
+                   WHERE (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolname = %(owner)s)
+                     AND pg_has_role(current_user, r.oid, 'MEMBER'))
+        OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                     AND pg_has_role(current_user, c.relowner, 'MEMBER'))"""
+
 
 def _privileged(conn: psycopg.Connection) -> bool:
-    row = conn.cursor(row_factory=tuple_row).execute(
-        """SELECT r.rolsuper OR r.rolbypassrls
-                  OR EXISTS (SELECT 1 FROM pg_tables t
-                             WHERE t.schemaname = current_schema() AND t.tableowner = current_user)
-           FROM pg_roles r WHERE r.rolname = current_user""").fetchone()
+    """Whether the current role could act as a table owner or otherwise bypass row-level security.
+
+    Membership counts, not just identity: a member of the owner role may SET ROLE to it (or inherits
+    its rights) and then reads every tenant's rows or turns row-level security off.
+    """
+    row = conn.cursor(row_factory=tuple_row).execute(_PRIVILEGE_CHECK, {"owner": OWNER_ROLE}).fetchone()
     return bool(row[0])
 
 
@@ -59,6 +82,9 @@ class Database:
 
     def __init__(self, target: DatabaseTarget, *, max_size: int = 8) -> None:
         self.target = target
+        # The role each transaction switches to when the login itself is privileged (one URL for
+        # everything); None when the login is the runtime role.
+        self._local_role: str | None = None
         self.pool = ConnectionPool(target.app_url, min_size=1, max_size=max_size, open=False,
                                    configure=self._configure, kwargs={"row_factory": dict_row},
                                    name="nightly_pipeline")
@@ -71,17 +97,34 @@ class Database:
             with psycopg.connect(self.target.app_url, connect_timeout=10) as conn:
                 self._configure(conn)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"cannot connect to {self.target.describe()} as the runtime role: {reason}") from None
+            raise DatabaseError(f"cannot connect to {self.target.describe()} as the runtime role: "
+                                f"{_reason(exc)}") from None
 
     def _configure(self, conn: psycopg.Connection) -> None:
-        if _privileged(conn):
-            # A deployment with one URL for everything: drop to the runtime role for the session,
-            # since row-level security never applies to superusers, BYPASSRLS roles or table owners.
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.target.app_role)))
-            if _privileged(conn):
-                raise DatabaseError(f"role {self.target.app_role!r} bypasses row-level security; refusing to run")
-        conn.commit()
+        """Check a new connection's roles; refuse any set-up in which queries could bypass RLS."""
+        login = conn.info.user
+        try:
+            with conn.transaction():
+                if not _privileged(conn):
+                    return
+                # One URL for everything: every transaction switches to the runtime role with SET
+                # LOCAL (see _begin). A session-wide SET ROLE would be undone by RESET ROLE, DISCARD
+                # ALL or a transaction-pooling PgBouncer handing the server connection to another client.
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.target.app_role)))
+                still_privileged = _privileged(conn)
+        except psycopg.errors.InsufficientPrivilege:
+            raise DatabaseError(f"database user {login!r} can bypass row-level security and may not switch to "
+                                f"the runtime role {self.target.app_role!r}; refusing to run") from None
+        if still_privileged:
+            raise DatabaseError(f"runtime role {self.target.app_role!r} can act as the schema owner or bypass "
+                                f"row-level security (superuser, BYPASSRLS, CREATEROLE or a member of "
+                                f"{OWNER_ROLE!r}); refusing to run")
+        self._local_role = self.target.app_role
+
+    def _begin(self, conn: psycopg.Connection) -> None:
+        """First statement of every transaction handed out for tenant or shared work."""
+        if self._local_role is not None:
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._local_role)))
 
     @contextlib.contextmanager
     def tenant(self, tenant_id: int) -> Iterator[psycopg.Connection]:
@@ -89,6 +132,7 @@ class Database:
         if not isinstance(tenant_id, int) or isinstance(tenant_id, bool) or tenant_id < 1:
             raise TenantNotSet(f"a positive integer tenant id is required, got {tenant_id!r}")
         with self.pool.connection() as conn, conn.transaction():
+            self._begin(conn)
             conn.execute("SELECT set_config('request.tenant_id', %s, true)", (str(tenant_id),))
             yield conn
 
@@ -96,6 +140,7 @@ class Database:
     def shared(self) -> Iterator[psycopg.Connection]:
         """One transaction for shared (non-tenant) data; tenant tables show no rows here."""
         with self.pool.connection() as conn, conn.transaction():
+            self._begin(conn)
             yield conn
 
     def close(self) -> None:
@@ -122,7 +167,6 @@ def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
         return
     server = EmbeddedPostgres(Path(settings.dagster_home)).start()
     try:
-        _ensure_database(server.uri(), EMBEDDED_DATABASE)
         yield DatabaseTarget(
             admin_url=server.uri(database=EMBEDDED_DATABASE),
             app_url=server.uri(user=settings.database_app_role, database=EMBEDDED_DATABASE),
@@ -133,18 +177,45 @@ def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
         server.stop()
 
 
+def _reason(exc: psycopg.Error) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 def ensure_schema(target: DatabaseTarget) -> None:
-    """Migrate the embedded database on use; a server database must be migrated explicitly."""
-    with psycopg.connect(target.admin_url) as conn:
-        have = current_version(conn)
-    want = latest_version()
-    if have >= want:
+    """Check the schema version as the runtime role; migrate the embedded database when it is behind.
+
+    The administrator's URL is used only to migrate: on the embedded database's first start (when
+    neither its database nor the runtime role exist yet) or after an upgrade of this code. A server
+    database is migrated explicitly with ``db migrate``.
+    """
+    try:
+        with psycopg.connect(target.app_url, connect_timeout=10) as conn:
+            pending = pending_migrations(conn)
+    except psycopg.OperationalError as exc:
+        if not target.embedded:
+            raise DatabaseError(f"cannot connect to {target.describe()} as the runtime role: {_reason(exc)}") from None
+        pending = list(available_migrations())
+    if not pending:
         return
-    if target.embedded:
-        migrate(target.admin_url, target.app_role)
-    else:
-        raise DatabaseError(f"the database schema is at version {have}, this code needs {want}: "
-                            f"run `nightly-pipeline db migrate`")
+    if not target.embedded:
+        missing = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        raise DatabaseError(f"the database schema lacks migration(s) {missing}: run `nightly-pipeline db migrate`")
+    server = psycopg.conninfo.conninfo_to_dict(target.admin_url)
+    _ensure_database(psycopg.conninfo.make_conninfo(**{**server, "dbname": "postgres"}), EMBEDDED_DATABASE)
+    migrate(target.admin_url, target.app_role)
+
+
+@contextlib.contextmanager
+def administrator_transaction(target: DatabaseTarget) -> Iterator[psycopg.Connection]:
+    """One transaction as the administrator (``DATABASE_ADMIN_URL``, else ``DATABASE_URL``), for the
+    operator's changes to the tenant registry that the runtime role may not make."""
+    try:
+        conn = psycopg.connect(target.admin_url, connect_timeout=10, row_factory=dict_row)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to {target.describe()} as the administrator: {_reason(exc)}") from None
+    with conn, conn.transaction():
+        yield conn
 
 
 @contextlib.contextmanager

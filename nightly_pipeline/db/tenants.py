@@ -5,6 +5,7 @@ import dataclasses
 import datetime as dt
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 
@@ -41,6 +42,14 @@ class TenantExists(ValueError):
     pass
 
 
+class AdministratorRequired(PermissionError):
+    """A registry change attempted on a connection that is not the administrator's."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"changing a tenant's {what} needs the administrator's database connection "
+                         f"(DATABASE_ADMIN_URL); the runtime role only reads the tenant registry")
+
+
 def register_tenant(conn: psycopg.Connection, name: str, daily_cap: int | None) -> int:
     try:
         with conn.transaction():
@@ -56,14 +65,33 @@ def directory(conn: psycopg.Connection) -> list[TenantInfo]:
     return [TenantInfo(**r) for r in conn.execute("SELECT * FROM tenant_directory()").fetchall()]
 
 
-def set_status(conn: psycopg.Connection, tenant_id: int, status: str) -> None:
-    if not conn.execute("SELECT set_tenant_status(%s, %s) AS ok", (tenant_id, status)).fetchone()["ok"]:
+def _administer(conn: psycopg.Connection, query: str, tenant_id: int, value: object, what: str) -> None:
+    try:
+        with conn.transaction():
+            changed = conn.cursor(row_factory=tuple_row).execute(query, (tenant_id, value)).fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        raise AdministratorRequired(what) from None
+    if not changed:
         raise TenantNotFound(f"no tenant with id {tenant_id}")
+
+
+def require_administrator(conn: psycopg.Connection) -> None:
+    """Fail before a multi-step command starts when ``conn`` may not change the registry."""
+    allowed = conn.cursor(row_factory=tuple_row).execute(
+        """SELECT has_function_privilege('set_tenant_status(int, text)', 'EXECUTE')
+                  AND has_function_privilege('set_tenant_export_unverified(int, boolean)', 'EXECUTE')""").fetchone()[0]
+    if not allowed:
+        raise AdministratorRequired("status or export policy")
+
+
+def set_status(conn: psycopg.Connection, tenant_id: int, status: str) -> None:
+    """On the administrator's connection (see ``administrator_transaction``)."""
+    _administer(conn, "SELECT set_tenant_status(%s, %s)", tenant_id, status, "status")
 
 
 def set_export_unverified(conn: psycopg.Connection, tenant_id: int, allowed: bool) -> None:
-    if not conn.execute("SELECT set_tenant_export_unverified(%s, %s) AS ok", (tenant_id, allowed)).fetchone()["ok"]:
-        raise TenantNotFound(f"no tenant with id {tenant_id}")
+    """On the administrator's connection (see ``administrator_transaction``)."""
+    _administer(conn, "SELECT set_tenant_export_unverified(%s, %s)", tenant_id, allowed, "export policy")
 
 
 def get_tenant(conn: psycopg.Connection, tenant_id: int) -> TenantInfo:

@@ -111,7 +111,23 @@ def normalize_ssic(value: str | None) -> str | None:
     return text.zfill(5)
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by errors="surrogateescape"
+
+
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL would refuse ``text`` (and with it the whole batch), or None."""
+    if "\x00" in text:
+        return "contains a NUL byte"
+    if _UNDECODABLE.search(text):
+        return "is not valid UTF-8"
+    return None
+
+
 def _parse_row(raw: dict[str, str | None], line: int) -> StagingRow:
+    for column, value in raw.items():
+        problem = _unstorable(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(f"{column} {problem}")
     cleaned = {k: _clean(v) for k, v in raw.items() if k is not None}
     uen = (cleaned.get("uen") or "").upper() or None
     if uen is None:
@@ -146,6 +162,10 @@ def parse_acra_csv(stream: TextIO) -> ParseResult:
     if reader.fieldnames is None:
         raise AcraFileError("the file is empty: expected a CSV header with the ACRA column names")
     header = [h.strip().lower() for h in reader.fieldnames]
+    for name in header:
+        problem = _unstorable(name)
+        if problem:
+            raise AcraFileError(f"column name {name!r} {problem}")
     reader.fieldnames = header
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
@@ -153,7 +173,19 @@ def parse_acra_csv(stream: TextIO) -> ParseResult:
     rows: list[StagingRow] = []
     errors: list[RowError] = []
     first_line_of: dict[str, int] = {}
-    for raw in reader:
+    while True:
+        before = reader.reader.line_num
+        try:
+            raw = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # A field over csv.field_size_limit(), say: the reader drops the rest of that line and
+            # goes on with the next one, so only this record is lost.
+            errors.append(RowError(reader.reader.line_num, None, f"unreadable record: {exc}"))
+            if reader.reader.line_num == before:  # nothing consumed: it cannot move past this point
+                break
+            continue
         line = reader.line_num
         if None in raw:
             errors.append(RowError(line, _clean(raw.get("uen")), "more fields than the header has columns"))

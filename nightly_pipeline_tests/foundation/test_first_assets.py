@@ -9,6 +9,7 @@ from nightly_pipeline.assets import companies, daily_targets, icp_candidates
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import reports
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.partitions import partition_key
 from nightly_pipeline.resources import DatabaseResource, PipelineSettings
@@ -126,7 +127,7 @@ def test_a_changed_acra_row_is_updated_on_the_next_refresh(loaded, db_target):
 
 def test_a_disabled_tenant_fails_clearly(loaded, db_target):
     tenant = add_tenant(loaded, "gone", SOFTWARE_ICP)
-    with loaded.shared() as conn:
+    with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, tenant, "disabled")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", [str(tenant)])

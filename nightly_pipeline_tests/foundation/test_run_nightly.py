@@ -4,6 +4,7 @@ import datetime as dt
 import pytest
 
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline.db.targets import create_manifest
 from nightly_pipeline.nightly import main, plan_runs
 from nightly_pipeline.settings import load_settings
@@ -13,7 +14,7 @@ DAY = dt.date(2026, 6, 1)
 
 
 @pytest.fixture
-def three_tenants(db, db_env):
+def three_tenants(db, db_env, db_target):
     ids = []
     for name in ("a", "b", "c"):
         with db.shared() as conn:
@@ -21,7 +22,7 @@ def three_tenants(db, db_env):
         with db.tenant(tenant) as conn:
             tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "x", "PW", True))
         ids.append(tenant)
-    with db.shared() as conn:
+    with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, ids[2], "disabled")
     return ids
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from nightly_pipeline.cli import main
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline.resources import DatabaseResource
 from nightly_pipeline.sensors import tenant_registry_sensor
 
@@ -19,7 +20,7 @@ def cli(capsys, *args):
 
 
 def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEMO_ODOO_PW", "not-printed")
+    monkeypatch.setenv("DEMO_ODOO_PASSWORD", "not-printed")
     assert cli(capsys, "db", "migrate")[1].strip() == "schema is up to date"
     sample = resources.files("nightly_pipeline") / "data" / "acra_sample.csv"
     code, out, err = cli(capsys, "acra", "load", str(sample))
@@ -38,7 +39,7 @@ def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
     icp = tmp_path / "icp.json"
     icp.write_text(json.dumps({"ssic_codes": ["62011"], "keywords": ["saas"]}))
     code, out, err = cli(capsys, "tenant", "add", "--name", "Acme", "--odoo-url", "http://127.0.0.1:8069",
-                         "--odoo-db", "acme", "--odoo-user", "admin", "--odoo-password-env", "DEMO_ODOO_PW",
+                         "--odoo-db", "acme", "--odoo-user", "admin", "--odoo-password-env", "DEMO_ODOO_PASSWORD",
                          "--icp-file", str(icp), "--daily-cap", "3")
     assert code == 0, err
     tenant_id = out.strip().splitlines()[-1]
@@ -103,7 +104,7 @@ def test_sensor_registers_active_tenants_and_drops_the_rest(db, db_target):
     for tenant in (active, disabled):
         with db.tenant(tenant) as conn:
             tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "a", "PW", True))
-    with db.shared() as conn:
+    with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", [str(disabled), "99"])
