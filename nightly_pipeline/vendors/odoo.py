@@ -23,6 +23,7 @@ import odoorpc
 from pydantic import Field
 
 from nightly_pipeline.db.tenants import OdooConnection
+from nightly_pipeline.domain.odoo_connection import OdooConnectionRejected, check_odoo_connection
 
 # urllib's URLError and HTTPError (5xx), refused or reset connections and timeouts are all OSErrors;
 # a connection dropped mid-reply surfaces as an http.client exception.
@@ -106,7 +107,15 @@ def endpoint(url: str) -> tuple[str, str, int]:
 
 
 def password_from_env(connection: OdooConnection, environ: Mapping[str, str] | None = None) -> str:
-    """The password from the variable the connection row names; the error names only the variable."""
+    """The password from the variable the connection row names; the error names only the variable.
+
+    A row written before the connection rules existed is checked again here, before the variable is
+    read, so no secret is ever sent to a URL or read from a variable those rules refuse.
+    """
+    try:
+        check_odoo_connection(connection.url, connection.password_env)
+    except OdooConnectionRejected as exc:
+        raise OdooConfigError(f"Odoo connection {exc.field} {exc}") from None
     value = (os.environ if environ is None else environ).get(connection.password_env)
     if not value:
         raise OdooConfigError(f"environment variable {connection.password_env} (the Odoo password) is not set")

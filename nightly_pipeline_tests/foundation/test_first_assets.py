@@ -36,7 +36,7 @@ def add_tenant(db, name, icp, daily_cap=None):
         tenant_id = tenants_db.register_tenant(conn, name, daily_cap)
     with db.tenant(tenant_id) as conn:
         tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
-            "http://127.0.0.1:9", "db", "admin", "ODOO_PW", True))
+            "http://127.0.0.1:9", "db", "admin", "TEST_ODOO_PASSWORD", True))
         if icp is not None:
             tenants_db.set_icp(conn, tenant_id, icp)
     return tenant_id

@@ -20,7 +20,7 @@ def sample_rows(tenant: int, company: int) -> dict[str, dict]:
     run = RUN_A if tenant == 1 else RUN_B
     return {
         "tenants": {},  # created by the fixture through register_tenant()
-        "odoo_connections": dict(url="http://odoo", db_name="db", username="u", password_env="ODOO_PW"),
+        "odoo_connections": dict(url="http://odoo", db_name="db", username="u", password_env="ODOO_PASSWORD_T"),
         "icp_rules": dict(payload=Jsonb({})),
         "icp_candidate_companies": dict(company_id=company, match_score=1.0, reasons=Jsonb([]),
                                         refreshed_on="2026-06-01"),

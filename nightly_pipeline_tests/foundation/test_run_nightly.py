@@ -20,7 +20,7 @@ def three_tenants(db, db_env, db_target):
         with db.shared() as conn:
             tenant = tenants_db.register_tenant(conn, name, None)
         with db.tenant(tenant) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "x", "PW", True))
+            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("https://odoo.example", "d", "x", "ODOO_PASSWORD", True))
         ids.append(tenant)
     with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, ids[2], "disabled")

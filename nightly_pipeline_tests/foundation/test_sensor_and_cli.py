@@ -103,7 +103,7 @@ def test_sensor_registers_active_tenants_and_drops_the_rest(db, db_target):
         disabled = tenants_db.register_tenant(conn, "disabled", None)
     for tenant in (active, disabled):
         with db.tenant(tenant) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("u", "d", "a", "PW", True))
+            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("https://odoo.example", "d", "a", "ODOO_PASSWORD", True))
     with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     with dg.instance_for_test() as instance:

@@ -455,6 +455,20 @@ def test_connection_rows_become_odoorpc_endpoints_and_env_passwords() -> None:
         password_from_env(row, {})
 
 
+@pytest.mark.parametrize("row, broken", [
+    (OdooConnection("http://crm.evil.example", "acme", "bot", "ACME_ODOO_PASSWORD", True), "url"),
+    (OdooConnection("https://crm.acme.sg", "acme", "bot", "OPENAI_API_KEY", True), "password_env"),
+])
+def test_a_stored_connection_breaking_the_rules_is_refused_before_its_variable_is_read(
+        row: OdooConnection, broken: str) -> None:
+    class Untouchable(dict):
+        def get(self, *args, **kwargs):
+            raise AssertionError("the variable was read")
+
+    with pytest.raises(OdooConfigError, match=broken):
+        password_from_env(row, Untouchable())
+
+
 # -- JSON-RPC calls --------------------------------------------------------------------------------
 def test_at_most_three_calls_per_created_record_and_almost_none_per_unchanged_one(server: OdooServer,
                                                                                   odoo_db: str) -> None:
