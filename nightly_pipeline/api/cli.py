@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import json
 import sys
@@ -23,6 +24,10 @@ def _cli_user() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def _utc(moment: dt.datetime, *, seconds: bool = False) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def _port(value: str) -> int:
@@ -66,10 +71,10 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> None:
     with open_database(settings) as db, db.shared() as conn:
         records = admin_db.list_tokens(conn, include_revoked=args.all)
-    rows = [(r.name, r.role, r.tenant_id or "all", r.created_at.strftime("%Y-%m-%d %H:%M"), r.created_by,
-             r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
-             "active" if r.active else f"revoked {r.revoked_at:%Y-%m-%d %H:%M}") for r in records]
-    print(tabulate(rows, headers=["name", "role", "tenant", "created", "by", "last used", "status"]))
+    rows = [(r.name, r.role, r.tenant_id or "all", _utc(r.created_at), r.created_by,
+             _utc(r.last_used_at) if r.last_used_at else "never",
+             "active" if r.active else f"revoked {_utc(r.revoked_at)}") for r in records]
+    print(tabulate(rows, headers=["name", "role", "tenant", "created (UTC)", "by", "last used", "status"]))
 
 
 def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> None:
@@ -90,7 +95,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> None:
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
         return
-    print(tabulate([(r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["token_name"] or "-", r["role"] or "-", r["action"],
+    print(tabulate([(_utc(r["at"], seconds=True), r["token_name"] or "-", r["role"] or "-", r["action"],
                      r["tenant"] or "-", r["outcome"], r["http_status"] or "-", r["client"] or "-", r["detail"])
                     for r in rows],
                    headers=["at (UTC)", "token", "role", "action", "tenant", "outcome", "status", "client", "detail"]))
