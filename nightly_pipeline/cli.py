@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from nightly_pipeline.api.cli import ApiCliError, add_api_parser
 from nightly_pipeline.db import DatabaseError, open_database
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import reports
@@ -220,6 +221,41 @@ def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
                  "verification", "odoo_partner_id", "odoo_lead_id"], args.format)
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def cmd_runs(settings: Settings, args: argparse.Namespace) -> None:
+    from nightly_pipeline.run_report import night_reports
+
+    run_date = args.date or today_in_singapore()
+    with open_database(settings) as db, _dagster_instance(settings) as instance:
+        nights = night_reports(db, instance, settings, run_date, [args.tenant] if args.tenant else None)
+    if args.format == "json":
+        print(json.dumps(nights, indent=2, default=str))
+        return
+    if not nights:
+        print(f"no tenant nights for {run_date}")
+        return
+    rows = []
+    for n in nights:
+        spend = ", ".join(f"{vendor} {s['units']}" + (f" (${s['cost']:.2f})" if s["cost"] is not None else "")
+                          for vendor, s in n["spend"].items()) or "-"
+        total = sum(s["seconds"] or 0 for s in n["stages"].values()) if n["stages"] else None
+        rows.append((n["tenant_id"], n["tenant_name"], n["status"], n["targets"] if n["targets"] is not None else "-",
+                     n["shortlisted"], n["leads_created"] if n["leads_created"] is not None else "-",
+                     len(n["degradations"]), n["failures"]["crawl_errors"] + n["failures"]["odoo_errors"],
+                     _seconds(total), spend,
+                     "-" if n["cost_per_shortlisted_lead"] is None else f"${n['cost_per_shortlisted_lead']:.2f}",
+                     n["error_summary"] or ""))
+    print(tabulate(rows, headers=["tenant", "name", "status", "targets", "shortlisted", "leads created",
+                                  "degradations", "failures", "duration", "spend (units)", "cost/lead", "error"]))
+    for n in nights:
+        if n["stages"]:
+            stages = ", ".join(f"{name} {_seconds(s['seconds'])}" for name, s in n["stages"].items())
+            print(f"tenant {n['tenant_id']} stages ({n['dagster_run_id']}): {stages}")
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=("table", "json", "csv"), default="table")
         sub.set_defaults(func=func)
 
+    runs = top.add_parser("runs", help="each tenant-night's status, stage durations, counts and spend")
+    runs.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
+    runs.add_argument("--tenant", type=_tenant_id, metavar="ID", help="only this tenant")
+    runs.add_argument("--format", choices=("table", "json"), default="table")
+    runs.set_defaults(func=cmd_runs)
+
+    add_api_parser(top, _tenant_id)
     _add_sandbox_commands(top)
     return parser
 
@@ -290,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         result = args.func(settings, args)
-    except (SettingsError, CliError, IcpError, InvalidTenantKey, tenants_db.TenantExists,
+    except (SettingsError, CliError, ApiCliError, IcpError, InvalidTenantKey, tenants_db.TenantExists,
             tenants_db.AdministratorRequired) as exc:
         print(f"nightly-pipeline: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The 01:00 Asia/Singapore schedule: one run per active tenant for that night's date."""
 
 import datetime as dt
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -12,15 +13,21 @@ from nightly_pipeline.settings import Settings, get_settings
 TENANT_TAG = "tenant"
 
 
+def chosen_tenants(tenant_keys: Iterable[str], settings: Settings) -> list[str]:
+    """The tenants a night runs for: those given, narrowed by SCHED_TENANT_INCLUDE and _EXCLUDE."""
+    include = {str(t) for t in settings.sched_tenant_include}
+    exclude = {str(t) for t in settings.sched_tenant_exclude}
+    return sorted((t for t in tenant_keys if (not include or t in include) and t not in exclude), key=int)
+
+
 def nightly_run_requests(tenant_keys: list[str], scheduled_at: dt.datetime,
                          settings: Settings) -> list[dg.RunRequest] | dg.SkipReason:
     """The runs a tick requests, given the registered tenants (the sensor keeps them active)."""
     if not settings.sched_enabled:
         return dg.SkipReason("SCHED_ENABLED is false")
-    include = {str(t) for t in settings.sched_tenant_include}
-    exclude = {str(t) for t in settings.sched_tenant_exclude}
-    chosen = sorted((t for t in tenant_keys if (not include or t in include) and t not in exclude), key=int)
+    chosen = chosen_tenants(tenant_keys, settings)
     if not chosen:
+        include, exclude = settings.sched_tenant_include, settings.sched_tenant_exclude
         return dg.SkipReason(f"no active tenants to run (registered: {len(tenant_keys)}, "
                              f"include: {sorted(include) or 'all'}, exclude: {sorted(exclude) or 'none'})")
     run_date = scheduled_at.astimezone(SINGAPORE).date()

@@ -40,6 +40,7 @@ def _csv(value: Any) -> list[str]:
 
 CsvList = Annotated[list[str], NoDecode]
 CsvIntList = Annotated[list[int], NoDecode]
+CsvPriceMap = Annotated[dict[str, float], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
     zerobounce_api_key: SecretStr | None = None
     zerobounce_base_url: str = "https://api.zerobounce.net/v2"
     zerobounce_bulk_base_url: str = "https://bulkapi.zerobounce.net/v2"
+    # Price of one charged unit per vendor (a query, a credit, a token), for cost per lead
+    vendor_unit_costs: CsvPriceMap = {}
+
+    # Admin API
+    api_submissions_per_minute: int = Field(6, ge=1, le=10_000)
 
     def __repr_args__(self):
         # Plain-string URLs (CRAWLER_PROXY, the base URLs) may carry user:password@; SecretStr
@@ -125,6 +131,24 @@ class Settings(BaseSettings):
     @classmethod
     def _titles_csv(cls, value: Any) -> list[str]:
         return _csv(value)
+
+    @field_validator("vendor_unit_costs", mode="before")
+    @classmethod
+    def _price_csv(cls, value: Any) -> dict[str, float]:
+        if isinstance(value, dict):
+            return value
+        prices = {}
+        for part in _csv(value):
+            vendor, _, price = part.partition("=")
+            vendor = vendor.strip().lower()
+            try:
+                amount = float(price)
+            except ValueError:
+                amount = -1.0
+            if not vendor.isidentifier() or not amount >= 0 or amount == float("inf"):
+                raise ValueError(f"comma-separated vendor=price pairs such as 'tavily=0.008,lusha=0.1', got {part!r}")
+            prices[vendor] = amount
+        return prices
 
     @field_validator("crawler_schemes", mode="before")
     @classmethod

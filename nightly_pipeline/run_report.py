@@ -1,0 +1,152 @@
+"""Each tenant-night's status, stage durations, counts and spend.
+
+What ``nightly-pipeline runs`` prints and ``GET /admin/runs`` returns. Tenant data comes from the
+night's manifest and the stage tables, read in the tenant's own transaction (row-level security);
+run status and stage timings come from the Dagster instance, whose event log records when each
+stage (a step of the run) started and finished.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from nightly_pipeline.db import Database
+from nightly_pipeline.db import runs as runs_db
+from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.launch import night_runs
+from nightly_pipeline.partitions import partition_key
+from nightly_pipeline.settings import Settings
+
+FINISHED_NIGHT = ("succeeded", "partial", "failed")
+QUEUED_RUN = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED}
+ACTIVE_RUN = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+              dg.DagsterRunStatus.SUSPENDED}
+ENDED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def _iso(value: dt.datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    return value.isoformat()
+
+
+def night_status(record: runs_db.NightRecord, latest: dg.RunRecord | None) -> str:
+    """``queued``, ``running``, ``succeeded``, ``partial``, ``failed`` or ``not_started``.
+
+    The newest Dagster run decides while it is in flight, and when it ended badly after the
+    manifest's last finish (a failed re-run, or a night that died before its last stage).
+    """
+    run_status = latest.dagster_run.status if latest else None
+    if run_status in QUEUED_RUN:
+        return "queued"
+    if run_status in ACTIVE_RUN:
+        return "running"
+    if run_status in ENDED_BADLY:
+        ended = latest.end_time
+        if record.finished_at is None or (ended is not None and ended > record.finished_at.timestamp()):
+            return "failed"
+    if record.status in FINISHED_NIGHT:
+        return record.status
+    if record.status is not None:
+        return "succeeded" if run_status == dg.DagsterRunStatus.SUCCESS else "running"
+    if run_status == dg.DagsterRunStatus.SUCCESS:
+        return "succeeded"
+    return "not_started"
+
+
+def _stages(instance: dg.DagsterInstance, run_id: str | None) -> dict[str, dict[str, Any]]:
+    if run_id is None:
+        return {}
+    stats = sorted(instance.get_run_step_stats(run_id), key=lambda s: (s.start_time or float("inf"), s.step_key))
+    stages = {}
+    for step in stats:
+        seconds = None
+        if step.start_time is not None and step.end_time is not None:
+            seconds = round(step.end_time - step.start_time, 3)
+        stages[step.step_key] = {"started_at": _iso(step.start_time), "finished_at": _iso(step.end_time),
+                                 "seconds": seconds, "status": step.status.value if step.status else None}
+    return stages
+
+
+def _spend(record: runs_db.NightRecord, settings: Settings) -> tuple[dict[str, dict], float | None]:
+    prices = settings.vendor_unit_costs
+    spend, total = {}, 0.0
+    for usage in record.spend:
+        cost = round(usage.units * prices[usage.vendor], 6) if usage.vendor in prices else None
+        spend[usage.vendor] = {"calls": usage.calls, "units": usage.units, "cost": cost}
+        if usage.units and cost is None:
+            total = None
+        elif total is not None and cost is not None:
+            total += cost
+    return spend, (round(total, 6) if total is not None else None)
+
+
+def night_report(db: Database, instance: dg.DagsterInstance, settings: Settings, tenant_id: int,
+                 run_date: dt.date) -> dict[str, Any]:
+    """One tenant's night; raises ``TenantNotFound`` when the tenant does not exist."""
+    with db.tenant(tenant_id) as conn:
+        tenant = tenants_db.get_tenant(conn, tenant_id)
+        record = runs_db.night(conn, tenant_id, run_date)
+    runs = night_runs(instance, tenant_id, run_date)
+    latest = runs[0] if runs else None
+    timed = next((r for r in runs if r.start_time is not None), None)
+    stages = _stages(instance, timed.dagster_run.run_id if timed else None)
+    status = night_status(record, latest)
+    error_summary = record.error_summary
+    failed_stages = [name for name, s in stages.items() if s["status"] == "FAILURE"]
+    if status == "failed" and error_summary is None:
+        where = f" at {', '.join(failed_stages)}" if failed_stages else ""
+        error_summary = f"Dagster run {latest.dagster_run.run_id} ended {latest.dagster_run.status.value}{where}"
+    spend, cost_total = _spend(record, settings)
+    shortlisted = record.shortlisted
+    return {
+        "tenant_id": tenant_id,
+        "tenant_name": tenant.name,
+        "run_date": run_date.isoformat(),
+        "partition_key": str(partition_key(run_date, tenant_id)),
+        "status": status,
+        "error_summary": error_summary,
+        "manifest_id": str(record.run_id) if record.run_id else None,
+        "manifest_status": record.status,
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "dagster_run_id": latest.dagster_run.run_id if latest else None,
+        "dagster_status": latest.dagster_run.status.value if latest else None,
+        "dagster_runs": len(runs),
+        "stages": stages,
+        "targets": record.targets,
+        "shortlisted": shortlisted,
+        "leads_created": ((record.step_counters.get("odoo_sync") or {}).get("lead") or {}).get("created"),
+        "leads_in_odoo": record.leads_in_odoo,
+        "degradations": record.degradations,
+        "failures": {"crawl_errors": record.crawl_errors, "odoo_errors": record.odoo_errors,
+                     "failed_stages": failed_stages},
+        "spend": spend,
+        "cost_total": cost_total,
+        "cost_per_shortlisted_lead": round(cost_total / shortlisted, 6) if cost_total is not None and shortlisted
+        else None,
+    }
+
+
+def night_reports(db: Database, instance: dg.DagsterInstance, settings: Settings, run_date: dt.date,
+                  tenant_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The nights of the tenants named, or of every tenant that is scheduled or ran that night.
+
+    Without ``tenant_ids`` the registry lists the tenants; each one's data is then read in its own
+    tenant transaction, never across tenants.
+    """
+    if tenant_ids is not None:
+        return [night_report(db, instance, settings, t, run_date) for t in tenant_ids]
+    with db.shared() as conn:
+        directory = tenants_db.directory(conn)
+    reports = []
+    for tenant in directory:
+        report = night_report(db, instance, settings, tenant.tenant_id, run_date)
+        if tenant.schedulable or report["status"] != "not_started":
+            reports.append(report)
+    return reports
