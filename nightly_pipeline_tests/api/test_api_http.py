@@ -6,6 +6,7 @@ import pytest
 
 from nightly_pipeline.db import admin_api as admin_db
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline_tests.api.conftest import (
     DB_PASSWORD,
     EXCLUDED_TENANT,
@@ -98,7 +99,7 @@ def test_a_kickoff_reaches_the_queue_with_the_partition_tags_and_a_second_one_ge
 def test_without_a_tenant_every_schedulable_tenant_is_queued_as_the_schedule_chooses(api, db, queue):
     ids = [add_tenant(db, name) for name in ("a", "b", "c", "d")]
     assert ids[2] == EXCLUDED_TENANT
-    with db.shared() as conn:
+    with administrator_transaction(db.target) as conn:
         tenants_db.set_status(conn, ids[3], "disabled")
     add_tenant(db, "no odoo", odoo_active=False)
     response = api.client(issue(db, "ops", "operator")).post("/admin/runs/nightly", params={"date": DAY})
@@ -115,7 +116,7 @@ def test_without_a_tenant_every_schedulable_tenant_is_queued_as_the_schedule_cho
 
 def test_a_tenant_that_cannot_run_is_refused_with_a_reason(api, db, queue):
     disabled = add_tenant(db, "gone")
-    with db.shared() as conn:
+    with administrator_transaction(db.target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     operator = api.client(issue(db, "ops", "operator"))
     refused = operator.post("/admin/runs/nightly", params={"tenant_id": disabled, "date": DAY})

@@ -11,6 +11,7 @@ from nightly_pipeline.db import runs as runs_db
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.database import administrator_transaction
 from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.targets import Target, Tier
 from nightly_pipeline.launch import night_tags
@@ -130,7 +131,7 @@ def test_a_night_that_died_in_a_stage_reads_failed_with_the_stage(db):
 def test_each_tenant_reads_only_its_own_night(db, admin):
     a, b = add_tenant(db, "a"), add_tenant(db, "b")
     disabled = add_tenant(db, "idle")
-    with db.shared() as conn:
+    with administrator_transaction(db.target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     record_a_night(db, admin, a)
     with db.tenant(b) as conn:
