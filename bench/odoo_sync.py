@@ -41,7 +41,7 @@ from bench_support import allow_only_loopback, pin_to_core
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import bucket_of
 from nightly_pipeline.resources.odoo import OdooResource
-from nightly_pipeline.sandbox.people import people_for
+from nightly_pipeline_sandbox.people import people_for
 from nightly_pipeline.settings import Settings, load_settings
 from nightly_pipeline.sync.odoo_sync import (
     OdooSync,
@@ -86,8 +86,8 @@ def _serve(latency_median_s: float, seed: int, ready: Connection, stop: Event) -
 
 
 async def _run_odoo(latency_median_s: float, seed: int, ready: Connection, stop: Event) -> None:
-    from nightly_pipeline.sandbox.base import LatencyModel
-    from nightly_pipeline.sandbox.odoo import OdooServer
+    from nightly_pipeline_sandbox.base import LatencyModel
+    from nightly_pipeline_sandbox.odoo import OdooServer
 
     latency = LatencyModel(median_s=latency_median_s, scale=1.0 if latency_median_s > 0 else 0.0)
     server = OdooServer(databases={ODOO_DATABASE: {ODOO_USER: ODOO_PASSWORD}}, seed=seed, latency=latency)

@@ -23,7 +23,6 @@ from nightly_pipeline.resources.odoo import (
     endpoint,
     password_from_env,
 )
-from nightly_pipeline.sandbox.odoo import OdooServer
 from nightly_pipeline.sync.odoo_sync import (
     OdooLoginError,
     OdooSync,
@@ -33,7 +32,8 @@ from nightly_pipeline.sync.odoo_sync import (
     SyncReport,
     sync_and_record,
 )
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.odoo import OdooServer
 from nightly_pipeline_tests.scoring.scoring_testkit import (
     CEO,
     INFO,

@@ -17,21 +17,21 @@ import pytest
 from protego import Protego
 from selectolax.lexbor import LexborHTMLParser
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel
-from nightly_pipeline.sandbox.web import (
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.web import (
     GZIP_BOMB_INFLATED_BYTES,
     HUGE_PAGE_BYTES,
     WebProxyServer,
 )
-from nightly_pipeline.sandbox.world import (
+from nightly_pipeline_sandbox.world import (
     HARD_CASES,
     REDIRECT_LOOP_PATHS,
     World,
     name_derived_slug,
     registrable_domain,
 )
-from nightly_pipeline.sandbox.world_pages import EMAIL_FORMS, PHONE_FORMS, TESTIMONIAL
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.world_pages import EMAIL_FORMS, PHONE_FORMS, TESTIMONIAL
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CF_HEX = re.compile(r'data-cfemail="([0-9a-f]+)"|/cdn-cgi/l/email-protection#([0-9a-f]+)')

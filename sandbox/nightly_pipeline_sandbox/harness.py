@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
-from nightly_pipeline.sandbox.base import SandboxServer
+from nightly_pipeline_sandbox.base import SandboxServer
 
 Server = TypeVar("Server", bound=SandboxServer)
 

@@ -5,8 +5,8 @@
 ``acme-robotics.com.sg``), the rest have no site. On top of that the world holds look-alike sites of
 other companies at sibling domains, and one site per hard case (see :data:`HARD_CASES`).
 
-The simulated HTTP proxy (:mod:`nightly_pipeline.sandbox.web`) and the Tavily server
-(:mod:`nightly_pipeline.sandbox.tavily`) both serve this world; tests and benchmarks score extraction
+The simulated HTTP proxy (:mod:`nightly_pipeline_sandbox.web`) and the Tavily server
+(:mod:`nightly_pipeline_sandbox.tavily`) both serve this world; tests and benchmarks score extraction
 against ``Site.truth``.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import tldextract
 
-from nightly_pipeline.sandbox.world_build import CompanyFacts, SiteOptions, build_site, strip_legal_suffix
-from nightly_pipeline.sandbox.world_industries import INDUSTRIES, LOOKALIKE_TRADES, industry_for
-from nightly_pipeline.sandbox.world_model import (
+from nightly_pipeline_sandbox.world_build import CompanyFacts, SiteOptions, build_site, strip_legal_suffix
+from nightly_pipeline_sandbox.world_industries import INDUSTRIES, LOOKALIKE_TRADES, industry_for
+from nightly_pipeline_sandbox.world_model import (
     Asset,
     BlogPost,
     EmailMention,

@@ -13,8 +13,8 @@ from typing import Any
 import odoorpc
 import pytest
 
-from nightly_pipeline.sandbox.base import FaultConfig
-from nightly_pipeline.sandbox.odoo import OdooServer
+from nightly_pipeline_sandbox.base import FaultConfig
+from nightly_pipeline_sandbox.odoo import OdooServer
 
 ADMIN_PASSWORD = "admin-pw"
 

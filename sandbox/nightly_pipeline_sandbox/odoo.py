@@ -32,8 +32,8 @@ from typing import Any, Literal, get_args
 
 from aiohttp import web
 
-from nightly_pipeline.sandbox.base import ADMIN_PREFIX, FaultConfig, LatencyModel, SandboxServer, dumps
-from nightly_pipeline.sandbox.odoo_store import AccessDenied, AccessError, OdooDatabase, OdooError, Row
+from nightly_pipeline_sandbox.base import ADMIN_PREFIX, FaultConfig, LatencyModel, SandboxServer, dumps
+from nightly_pipeline_sandbox.odoo_store import AccessDenied, AccessError, OdooDatabase, OdooError, Row
 
 OutageKind = Literal["none", "http500", "refuse"]
 SERVER_VERSION = "17.0"

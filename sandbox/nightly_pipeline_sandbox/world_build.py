@@ -10,9 +10,9 @@ import hashlib
 import random
 import re
 
-from nightly_pipeline.sandbox.people import Person, people_for
-from nightly_pipeline.sandbox.world_industries import Industry
-from nightly_pipeline.sandbox.world_model import (
+from nightly_pipeline_sandbox.people import Person, people_for
+from nightly_pipeline_sandbox.world_industries import Industry
+from nightly_pipeline_sandbox.world_model import (
     BlogPost,
     EmailMention,
     PhoneMention,
@@ -20,7 +20,7 @@ from nightly_pipeline.sandbox.world_model import (
     Site,
     TechStack,
 )
-from nightly_pipeline.sandbox.world_pages import EMAIL_FORMS, FOOTER, PHONE_FORMS, render_static_pages
+from nightly_pipeline_sandbox.world_pages import EMAIL_FORMS, FOOTER, PHONE_FORMS, render_static_pages
 
 _UPPER_WORDS = {"AI", "IT", "F&B", "HR"}
 _LEGAL_SUFFIX = re.compile(r"\s+(PTE\.?\s*LTD\.?|PRIVATE\s+LIMITED|LIMITED|LTD\.?|LLP)\s*$", re.IGNORECASE)

@@ -16,7 +16,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nightly_pipeline.sandbox.world_model import Site
+    from nightly_pipeline_sandbox.world_model import Site
 
 EMAIL_FORMS: tuple[str, ...] = ("plain", "mailto", "mailto_query", "at_dot", "entity", "cf_span", "cf_href")
 JSON_LD_FORM = "json_ld"

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from nightly_pipeline.sandbox.people import people_for
-from nightly_pipeline.sandbox.zerobounce import BAD_KEY_OR_NO_CREDITS, ZeroBounceServer
-from nightly_pipeline_tests.sandbox.vendors_harness import FakeClock, serving
+from nightly_pipeline_sandbox.harness import FakeClock, serving
+from nightly_pipeline_sandbox.people import people_for
+from nightly_pipeline_sandbox.zerobounce import BAD_KEY_OR_NO_CREDITS, ZeroBounceServer
 
 RESULT_FIELDS = {"address", "status", "sub_status", "account", "domain", "did_you_mean", "domain_age_days",
                  "free_email", "mx_found", "mx_record", "smtp_provider", "firstname", "lastname", "gender",

@@ -9,7 +9,7 @@ import threading
 
 
 def cmd_serve(settings, args: argparse.Namespace) -> None:
-    from nightly_pipeline.sandbox.runner import Sandbox, SandboxConfig
+    from nightly_pipeline_sandbox.runner import Sandbox, SandboxConfig
 
     config = SandboxConfig(seed=args.seed, web_latency_scale=args.latency_scale,
                            vendor_latency_scale=args.vendor_latency_scale)

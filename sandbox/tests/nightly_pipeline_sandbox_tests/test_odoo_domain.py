@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightly_pipeline.sandbox.odoo_domain import (
+from nightly_pipeline_sandbox.odoo_domain import (
     DomainError,
     compile_domain,
     filter_records,

@@ -1,6 +1,6 @@
 """Records of the simulated web: one :class:`Site` per company website and the ground truth behind it.
 
-A site is plain data; :mod:`nightly_pipeline.sandbox.world_pages` turns it into HTML. The ground truth
+A site is plain data; :mod:`nightly_pipeline_sandbox.world_pages` turns it into HTML. The ground truth
 (:class:`SiteTruth`) is derived from the same data the pages are rendered from, so tests and benchmarks can
 score extraction against exactly what the pages contain.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from nightly_pipeline.sandbox import world_pages
-from nightly_pipeline.sandbox.people import Person
-from nightly_pipeline.sandbox.world_industries import Industry
-from nightly_pipeline.sandbox.world_pages import FOOTER, Asset, Page
+from nightly_pipeline_sandbox import world_pages
+from nightly_pipeline_sandbox.people import Person
+from nightly_pipeline_sandbox.world_industries import Industry
+from nightly_pipeline_sandbox.world_pages import FOOTER, Asset, Page
 
 __all__ = ["Asset", "BlogPost", "EmailMention", "Page", "Person", "PhoneMention", "Plan", "Site", "SiteTruth",
            "TechStack", "FOOTER"]

@@ -1,4 +1,4 @@
-"""An HTTP forward proxy that serves the simulated web of :class:`~nightly_pipeline.sandbox.world.World`.
+"""An HTTP forward proxy that serves the simulated web of :class:`~nightly_pipeline_sandbox.world.World`.
 
 Clients talk to it exactly as to a real forward proxy for plain http: ``httpx.Client(proxy=server.url)``
 sends absolute-form requests (``GET http://acme-robotics.com.sg/about HTTP/1.1``) and the proxy answers
@@ -23,9 +23,9 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from nightly_pipeline.sandbox import world_pages
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.world import HARD_CASE_PATHS, REDIRECT_LOOP_PATHS, Site, World
+from nightly_pipeline_sandbox import world_pages
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.world import HARD_CASE_PATHS, REDIRECT_LOOP_PATHS, Site, World
 
 HUGE_PAGE_BYTES = 30 * 1024 * 1024
 GZIP_BOMB_INFLATED_BYTES = 1024 * 1024 * 1024

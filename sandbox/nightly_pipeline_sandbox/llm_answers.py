@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nightly_pipeline.sandbox.llm_tokens import message_text
+from nightly_pipeline_sandbox.llm_tokens import message_text
 
 # Canonical industry → phrases that signal it. The canonical word is what a free-text field gets.
 INDUSTRY_SIGNALS: dict[str, tuple[str, ...]] = {

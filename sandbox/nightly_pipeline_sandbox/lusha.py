@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.people import DEPARTMENTS, SENIORITY_LABELS, Person, people_for
-from nightly_pipeline.sandbox.vendors_common import (
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.people import DEPARTMENTS, SENIORITY_LABELS, Person, people_for
+from nightly_pipeline_sandbox.vendors_common import (
     FREE_MAIL_DOMAINS, RollingWindow, normalise_domain, registrable_label, stable_fraction, stable_int,
 )
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from nightly_pipeline.sandbox.world import HARD_CASE_PATHS, REDIRECT_LOOP_PATHS, Site, World, strip_legal_suffix
+from nightly_pipeline_sandbox.world import HARD_CASE_PATHS, REDIRECT_LOOP_PATHS, Site, World, strip_legal_suffix
 
 MAX_REDIRECTS = 5
 _SKIPPED_TAGS = {"script", "style", "noscript", "template", "head", "svg", "iframe"}

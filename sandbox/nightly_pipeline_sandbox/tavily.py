@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.tavily_view import (
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.tavily_view import (
     FetchError,
     Fetched,
     SearchIndex,
@@ -33,8 +33,8 @@ from nightly_pipeline.sandbox.tavily_view import (
     relevant_chunks,
     traverse,
 )
-from nightly_pipeline.sandbox.vendors_common import RollingWindow
-from nightly_pipeline.sandbox.world import World
+from nightly_pipeline_sandbox.vendors_common import RollingWindow
+from nightly_pipeline_sandbox.world import World
 
 MAX_EXTRACT_URLS = 20
 MAX_SEARCH_RESULTS = 20

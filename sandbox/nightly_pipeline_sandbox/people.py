@@ -10,7 +10,7 @@ import random
 import re
 import uuid
 
-from nightly_pipeline.sandbox.vendors_common import normalise_domain
+from nightly_pipeline_sandbox.vendors_common import normalise_domain
 
 MIN_PEOPLE = 3
 MAX_PEOPLE = 12

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from nightly_pipeline.sandbox.lusha import LushaServer
-from nightly_pipeline.sandbox.people import LEADER_ROLES, people_for
-from nightly_pipeline_tests.sandbox.vendors_harness import FakeClock, serving
+from nightly_pipeline_sandbox.harness import FakeClock, serving
+from nightly_pipeline_sandbox.lusha import LushaServer
+from nightly_pipeline_sandbox.people import LEADER_ROLES, people_for
 
 DOMAIN = "pearlapps.com.sg"
 

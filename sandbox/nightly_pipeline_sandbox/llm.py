@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.llm_answers import SchemaFiller, conversation_evidence, facts_object, text_reply
-from nightly_pipeline.sandbox.llm_tokens import count_chat_prompt, count_tokens, message_text
-from nightly_pipeline.sandbox.vendors_common import RollingWindow, stable_int
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.llm_answers import SchemaFiller, conversation_evidence, facts_object, text_reply
+from nightly_pipeline_sandbox.llm_tokens import count_chat_prompt, count_tokens, message_text
+from nightly_pipeline_sandbox.vendors_common import RollingWindow, stable_int
 
 
 class _BadRequest(ValueError):

@@ -34,8 +34,8 @@ from typing import Any
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.vendors_common import (
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.vendors_common import (
     FREE_MAIL_DOMAINS, RollingWindow, stable_fraction, stable_int,
 )
 

@@ -8,13 +8,13 @@ import threading
 import httpx
 import odoorpc
 
-from nightly_pipeline.sandbox.runner import (
+from nightly_pipeline.settings import load_settings
+from nightly_pipeline_sandbox.runner import (
     ODOO_PASSWORD,
     ODOO_USER,
     Sandbox,
     SandboxConfig,
 )
-from nightly_pipeline.settings import load_settings
 
 
 def test_env_points_every_client_at_a_live_server():

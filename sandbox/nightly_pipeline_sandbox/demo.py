@@ -23,13 +23,13 @@ from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.nightly import PlannedRun, run_all
-from nightly_pipeline.sandbox.runner import (
+from nightly_pipeline.settings import SettingsError, load_settings
+from nightly_pipeline_sandbox.runner import (
     ODOO_PASSWORD_ENV,
     ODOO_USER,
     Sandbox,
     SandboxConfig,
 )
-from nightly_pipeline.settings import SettingsError, load_settings
 
 DEMO_TENANTS = (
     ("Lion City SaaS Sales", "software_icp.json", "demo_software"),
@@ -37,12 +37,12 @@ DEMO_TENANTS = (
 )
 
 
-def _data(name: str) -> str:
-    return (resources.files("nightly_pipeline") / "data" / name).read_text(encoding="utf-8")
+def _data(package: str, name: str) -> str:
+    return (resources.files(package) / "data" / name).read_text(encoding="utf-8")
 
 
 def load_sample(db: Database) -> str:
-    result = parse_acra_text(_data("acra_sample.csv"))
+    result = parse_acra_text(_data("nightly_pipeline", "acra_sample.csv"))
     with db.shared() as conn:
         counts = acra_db.upsert_staging(conn, result.rows)
     return (f"ACRA sample: {len(result.rows)} rows ({counts.inserted} new, {counts.updated} updated, "
@@ -58,7 +58,7 @@ def ensure_demo_tenants(db: Database, odoo_url: str) -> list[tuple[int, str]]:
         if tenant_id is None:
             with db.shared() as conn:
                 tenant_id = tenants_db.register_tenant(conn, name, None)
-        icp = parse_icp(_data(f"demo/{icp_file}")).model_dump(mode="json", exclude_defaults=True)
+        icp = parse_icp(_data("nightly_pipeline_sandbox", icp_file)).model_dump(mode="json", exclude_defaults=True)
         with db.tenant(tenant_id) as conn:
             tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
                 odoo_url, odoo_db, ODOO_USER, ODOO_PASSWORD_ENV, True))

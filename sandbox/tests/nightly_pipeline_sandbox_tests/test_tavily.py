@@ -14,9 +14,9 @@ from tavily.errors import (
     UsageLimitExceededError,
 )
 
-from nightly_pipeline.sandbox.tavily import TavilyServer
-from nightly_pipeline.sandbox.world import Site, World
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.tavily import TavilyServer
+from nightly_pipeline_sandbox.world import Site, World
 
 SEARCH_KEYS = {"query", "answer", "images", "follow_up_questions", "results", "response_time"}
 RESULT_KEYS = {"title", "url", "content", "score", "raw_content"}

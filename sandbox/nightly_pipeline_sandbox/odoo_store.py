@@ -28,8 +28,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from nightly_pipeline.sandbox.odoo_domain import compile_domain, leaf_fields
-from nightly_pipeline.sandbox.odoo_schema import MODELS, FieldSpec, ModelSpec, lookup_seed_rows
+from nightly_pipeline_sandbox.odoo_domain import compile_domain, leaf_fields
+from nightly_pipeline_sandbox.odoo_schema import MODELS, FieldSpec, ModelSpec, lookup_seed_rows
 
 Row = dict[str, Any]
 DATE_FORMAT = "%Y-%m-%d"

@@ -15,10 +15,10 @@ from openai.lib._pydantic import (
 )
 from pydantic import BaseModel, Field
 
-from nightly_pipeline.sandbox.llm import OpenAIServer
-from nightly_pipeline.sandbox.llm_answers import SchemaFiller, read_evidence
-from nightly_pipeline.sandbox.llm_tokens import count_chat_prompt, count_tokens
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.llm import OpenAIServer
+from nightly_pipeline_sandbox.llm_answers import SchemaFiller, read_evidence
+from nightly_pipeline_sandbox.llm_tokens import count_chat_prompt, count_tokens
 
 PAGE = """Company: Harbourline Logistics Pte. Ltd.
 Website text:

@@ -12,14 +12,14 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from nightly_pipeline.sandbox.base import LatencyModel, SandboxServer
-from nightly_pipeline.sandbox.llm import OpenAIServer
-from nightly_pipeline.sandbox.lusha import LushaServer
-from nightly_pipeline.sandbox.odoo import OdooServer
-from nightly_pipeline.sandbox.tavily import TavilyServer
-from nightly_pipeline.sandbox.web import WebProxyServer
-from nightly_pipeline.sandbox.world import World
-from nightly_pipeline.sandbox.zerobounce import ZeroBounceServer
+from nightly_pipeline_sandbox.base import LatencyModel, SandboxServer
+from nightly_pipeline_sandbox.llm import OpenAIServer
+from nightly_pipeline_sandbox.lusha import LushaServer
+from nightly_pipeline_sandbox.odoo import OdooServer
+from nightly_pipeline_sandbox.tavily import TavilyServer
+from nightly_pipeline_sandbox.web import WebProxyServer
+from nightly_pipeline_sandbox.world import World
+from nightly_pipeline_sandbox.zerobounce import ZeroBounceServer
 
 SANDBOX_KEYS = {
     "TAVILY_API_KEY": "tvly-sandbox",
