@@ -1,14 +1,15 @@
 """Start and stop the whole simulated world on loopback: web proxy, Tavily, Lusha, ZeroBounce,
 an OpenAI-compatible endpoint and Odoo, in one event loop on a background thread.
 
-Used by ``nightly-pipeline sandbox serve``, by ``make demo`` and by the tests (a pytest fixture).
+Used by ``nightly-pipeline sandbox serve``, by ``make demo``, by ``make dev`` and by the tests.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ ODOO_PASSWORD_ENV = "SANDBOX_ODOO_PASSWORD"
 ODOO_PASSWORD = "sandbox-odoo"
 ODOO_USER = "admin"
 DEMO_ODOO_DATABASES = ("demo_software", "demo_logistics")
+SERVER_NAMES = tuple(server.name for server in (WebProxyServer, TavilyServer, LushaServer, ZeroBounceServer,
+                                                OpenAIServer, OdooServer))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,19 @@ class SandboxConfig:
     zerobounce_batches_per_minute: int = 5
     # Where the sandbox Odoo keeps its records between runs (like a real CRM); None = memory only.
     odoo_state_file: Path | None = None
+    # Fixed ports by server name (web, tavily, lusha, zerobounce, openai, odoo), so that URLs stored
+    # elsewhere (a tenant's Odoo URL) still point at the sandbox after a restart; others get a free port.
+    ports: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+class PortUnavailable(RuntimeError):
+    """A fixed port of the configuration is taken by another process."""
+
+    def __init__(self, server: str, port: int) -> None:
+        super().__init__(f"the sandbox's {server} server cannot listen on 127.0.0.1:{port}: "
+                         f"another process is using that port")
+        self.server = server
+        self.port = port
 
 
 class Sandbox:
@@ -51,6 +67,10 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
+        unknown = set(self.config.ports) - set(SERVER_NAMES)
+        if unknown:
+            raise ValueError(f"SandboxConfig.ports names no sandbox server: {', '.join(sorted(unknown))} "
+                             f"(the servers are {', '.join(SERVER_NAMES)})")
         self.world = World.from_acra_csv(self.config.acra_csv, seed=self.config.seed)
         self.web = WebProxyServer(self.world, seed=self.config.seed,
                                   latency=LatencyModel(scale=self.config.web_latency_scale))
@@ -89,8 +109,15 @@ class Sandbox:
         if state is not None and state.exists():
             self.odoo.load_state(state)
         try:
-            for server in self.servers:
-                self.run(server.start())
+            # Fixed ports first, so that no server given a free port can take one of them.
+            for server in sorted(self.servers, key=lambda s: s.name not in self.config.ports):
+                port = self.config.ports.get(server.name, 0)
+                try:
+                    self.run(server.start(port=port))
+                except OSError as exc:
+                    if port and exc.errno == errno.EADDRINUSE:
+                        raise PortUnavailable(server.name, port) from exc
+                    raise
         except BaseException:
             self.stop()
             raise
@@ -123,6 +150,13 @@ class Sandbox:
     @property
     def odoo_url(self) -> str:
         return self.odoo.url
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The port of every server, by name (what ``SandboxConfig.ports`` takes)."""
+        if self._loop is None:
+            raise RuntimeError("sandbox is not started")
+        return {server.name: server.port for server in self.servers}
 
     @property
     def env(self) -> dict[str, str]:
