@@ -36,8 +36,9 @@ bench: install
 	$(BIN)/python bench/contacts.py
 	$(BIN)/python bench/odoo_sync.py
 
+# The Dagster UI on the demo's instance, with the demo's sandbox back on the ports the demo used.
 dev: install
-	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/python -m nightly_pipeline_sandbox.dev --host 127.0.0.1 --port 3000
 
 clean:
 	rm -rf $(VENV) .nightly_pipeline .pytest_cache
