@@ -12,19 +12,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # uv resolves nothing here: constraints.txt pins the whole tree, so every install is the same set.
-# pip is the fallback where uv cannot be installed.
-$(INSTALLED): $(BIN)/python pyproject.toml constraints.txt
+# pip is the fallback where uv cannot be installed. The pipeline and its sandbox distribution
+# (sandbox/: the simulated world, the demo, `make dev`) go in together.
+$(INSTALLED): $(BIN)/python pyproject.toml sandbox/pyproject.toml constraints.txt
 	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; then \
-		$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e '.[dev]'; \
+		$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e '.[dev]' -e ./sandbox; \
 	else \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' -e ./sandbox; \
 	fi
 	@touch $@
 
 install: $(INSTALLED)
 
 demo: install
-	$(BIN)/python -m nightly_pipeline.demo
+	$(BIN)/python -m nightly_pipeline_sandbox.demo
 
 test: install
 	$(BIN)/pytest
@@ -35,8 +36,9 @@ bench: install
 	$(BIN)/python bench/contacts.py
 	$(BIN)/python bench/odoo_sync.py
 
+# The Dagster UI on the demo's instance, with the demo's sandbox back on the ports the demo used.
 dev: install
-	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/.nightly_pipeline $(BIN)/python -m nightly_pipeline_sandbox.dev --host 127.0.0.1 --port 3000
 
 clean:
 	rm -rf $(VENV) .nightly_pipeline .pytest_cache

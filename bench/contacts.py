@@ -77,7 +77,7 @@ from nightly_pipeline.enrich.verification_stage import (
     verify_emails,
 )
 from nightly_pipeline.enrich.zerobounce_client import ZeroBounceClient
-from nightly_pipeline.sandbox.people import people_for
+from nightly_pipeline_sandbox.people import people_for
 from nightly_pipeline.settings import Settings, load_settings
 
 DEFAULT_TARGETS = 1000
@@ -137,9 +137,9 @@ def _serve(settings: VendorSettings, channel: Connection, stop: Event) -> None:
 
 
 async def _run_vendors(settings: VendorSettings, channel: Connection, stop: Event) -> None:
-    from nightly_pipeline.sandbox.base import LatencyModel
-    from nightly_pipeline.sandbox.lusha import LushaServer
-    from nightly_pipeline.sandbox.zerobounce import ZeroBounceServer
+    from nightly_pipeline_sandbox.base import LatencyModel
+    from nightly_pipeline_sandbox.lusha import LushaServer
+    from nightly_pipeline_sandbox.zerobounce import ZeroBounceServer
 
     def latency() -> LatencyModel:
         return LatencyModel(median_s=VENDOR_MEDIAN_LATENCY_S, scale=settings.latency_scale)

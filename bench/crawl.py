@@ -58,8 +58,8 @@ from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.politeness import politeness_key
 
 if TYPE_CHECKING:
-    from nightly_pipeline.sandbox.web import WebProxyServer
-    from nightly_pipeline.sandbox.world import World
+    from nightly_pipeline_sandbox.web import WebProxyServer
+    from nightly_pipeline_sandbox.world import World
 
 DEFAULT_DOMAINS = 1000
 QUICK_DOMAINS = 100
@@ -151,7 +151,7 @@ def _acra_generator() -> ModuleType:
 
 def _world_with_sites(wanted: int, seed: int) -> tuple[World, int]:
     """The smallest world (in ACRA rows, growing from the shipped sample) with ``wanted`` sites."""
-    from nightly_pipeline.sandbox.world import World
+    from nightly_pipeline_sandbox.world import World
 
     generator = _acra_generator()
     rows = ACRA_SAMPLE_ROWS
@@ -179,8 +179,8 @@ def _timed_proxy(world: World, settings: ServerSettings) -> tuple[WebProxyServer
     """The simulated-web proxy, also logging when each request arrived and was answered."""
     from aiohttp import web
 
-    from nightly_pipeline.sandbox.base import LatencyModel
-    from nightly_pipeline.sandbox.web import WebProxyServer
+    from nightly_pipeline_sandbox.base import LatencyModel
+    from nightly_pipeline_sandbox.web import WebProxyServer
 
     served: list[ServedRequest] = []
 

@@ -46,9 +46,9 @@ from nightly_pipeline.odoo_sync import (
     SyncRecord,
     SyncReport,
 )
-from nightly_pipeline.sandbox.people import people_for
 from nightly_pipeline.settings import Settings, load_settings
 from nightly_pipeline.vendors.odoo import OdooResource
+from nightly_pipeline_sandbox.people import people_for
 
 DEFAULT_RECORDS = 1000
 QUICK_RECORDS = 100
@@ -86,8 +86,8 @@ def _serve(latency_median_s: float, seed: int, ready: Connection, stop: Event) -
 
 
 async def _run_odoo(latency_median_s: float, seed: int, ready: Connection, stop: Event) -> None:
-    from nightly_pipeline.sandbox.base import LatencyModel
-    from nightly_pipeline.sandbox.odoo import OdooServer
+    from nightly_pipeline_sandbox.base import LatencyModel
+    from nightly_pipeline_sandbox.odoo import OdooServer
 
     latency = LatencyModel(median_s=latency_median_s, scale=1.0 if latency_median_s > 0 else 0.0)
     server = OdooServer(databases={ODOO_DATABASE: {ODOO_USER: ODOO_PASSWORD}}, seed=seed, latency=latency)

@@ -27,8 +27,8 @@ WARMUP_S = 1.0
 def _serve(ready: Connection, stop: Event) -> None:
     """Server process: build the world, start the proxy, report its port, run until told to stop."""
     pin_to_core(0)
-    from nightly_pipeline.sandbox.web import WebProxyServer
-    from nightly_pipeline.sandbox.world import World
+    from nightly_pipeline_sandbox.web import WebProxyServer
+    from nightly_pipeline_sandbox.world import World
 
     async def main() -> None:
         server = WebProxyServer(World.from_acra_csv())
@@ -43,7 +43,7 @@ def _serve(ready: Connection, stop: Event) -> None:
 
 
 def _page_urls() -> list[str]:
-    from nightly_pipeline.sandbox.world import World
+    from nightly_pipeline_sandbox.world import World
 
     world = World.from_acra_csv()
     return [f"http://{site.domain}{path}" for site in world.sites.values() if site.hard_case is None

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import importlib.metadata
 import io
 import json
 import logging
@@ -31,6 +32,11 @@ from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
+
+# Other installed distributions add subcommands here (nightly_pipeline_sandbox adds `sandbox`): each
+# entry point is a callable that takes the top-level subparsers and adds its own parser, whose
+# ``func(settings, args)`` runs the command.
+CLI_COMMANDS_GROUP = "nightly_pipeline.cli_commands"
 
 
 class CliError(Exception):
@@ -261,7 +267,7 @@ def cmd_runs(settings: Settings, args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightly-pipeline",
-        description="Operate nightly_pipeline: database, ACRA data, tenants, shortlists and the sandbox.")
+        description="Operate nightly_pipeline: database, ACRA data, tenants and shortlists.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -316,14 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
 
     add_api_parser(top, _tenant_id)
-    _add_sandbox_commands(top)
+    _add_installed_commands(top)
     return parser
 
 
-def _add_sandbox_commands(top: argparse._SubParsersAction) -> None:
-    from nightly_pipeline.sandbox.cli import add_sandbox_parser
-
-    add_sandbox_parser(top)
+def _add_installed_commands(top: argparse._SubParsersAction) -> None:
+    """The subcommands installed distributions register under :data:`CLI_COMMANDS_GROUP`."""
+    for entry_point in sorted(importlib.metadata.entry_points(group=CLI_COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            entry_point.load()(top)
+        except Exception as exc:  # a broken add-on must not take the pipeline's own commands down
+            print(f"nightly-pipeline: skipping the {entry_point.name!r} commands of {entry_point.value}: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.domain.acra import parse_acra_text
-from nightly_pipeline.sandbox.runner import ODOO_PASSWORD, ODOO_PASSWORD_ENV, SANDBOX_KEYS, Sandbox, SandboxConfig
+from nightly_pipeline_sandbox.runner import ODOO_PASSWORD, ODOO_PASSWORD_ENV, SANDBOX_KEYS, Sandbox, SandboxConfig
 from nightly_pipeline_tests.api.conftest import add_tenant, default_signals, issue, stop
 
 pytestmark = pytest.mark.database

@@ -23,10 +23,10 @@ from nightly_pipeline.enrich.contacts_stage import (
     find_contacts,
 )
 from nightly_pipeline.enrich.lusha_client import MAX_IN_FLIGHT, LushaClient
-from nightly_pipeline.sandbox.base import FaultConfig, LatencyModel
-from nightly_pipeline.sandbox.lusha import LushaServer
-from nightly_pipeline.sandbox.people import LEADER_ROLES, people_for
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.lusha import LushaServer
+from nightly_pipeline_sandbox.people import LEADER_ROLES, people_for
 
 pytestmark = pytest.mark.database
 

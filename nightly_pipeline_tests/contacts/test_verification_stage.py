@@ -20,9 +20,9 @@ from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.contacts import VerificationPolicy
 from nightly_pipeline.enrich.verification_stage import VerificationReport, verify_emails
 from nightly_pipeline.enrich.zerobounce_client import ZeroBounceClient
-from nightly_pipeline.sandbox.base import FaultConfig
-from nightly_pipeline.sandbox.zerobounce import ZeroBounceServer
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.base import FaultConfig
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.zerobounce import ZeroBounceServer
 
 pytestmark = pytest.mark.database
 

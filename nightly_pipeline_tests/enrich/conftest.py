@@ -3,7 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nightly_pipeline.sandbox.runner import Sandbox
+from nightly_pipeline_sandbox.runner import Sandbox
 from nightly_pipeline_tests.enrich.discovery_kit import fast_sandbox
 
 

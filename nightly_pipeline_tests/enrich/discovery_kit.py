@@ -10,8 +10,8 @@ from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.db.targets import create_manifest
-from nightly_pipeline.sandbox.runner import SANDBOX_KEYS, Sandbox, SandboxConfig
-from nightly_pipeline.sandbox.world import Site, World
+from nightly_pipeline_sandbox.runner import SANDBOX_KEYS, Sandbox, SandboxConfig
+from nightly_pipeline_sandbox.world import Site, World
 
 RUN_DATE = dt.date(2026, 6, 1)
 

@@ -26,8 +26,8 @@ from nightly_pipeline.enrich.discovery import (
     snippet_confirms_company,
 )
 from nightly_pipeline.enrich.tavily_fallback import SearchHit, TavilyFallback
-from nightly_pipeline.sandbox.runner import Sandbox
-from nightly_pipeline.sandbox.world import World
+from nightly_pipeline_sandbox.runner import Sandbox
+from nightly_pipeline_sandbox.world import World
 from nightly_pipeline_tests.enrich.discovery_kit import (
     crawler_config,
     plain_sites,

@@ -41,9 +41,9 @@ from nightly_pipeline.enrich.extraction_profile import (
     revenue_bucket_for_employees,
 )
 from nightly_pipeline.resources.llm import LLMResource
-from nightly_pipeline.sandbox.base import FaultConfig, SandboxServer
-from nightly_pipeline.sandbox.llm import OpenAIServer
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.base import FaultConfig, SandboxServer
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.llm import OpenAIServer
 
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-test-extraction-0001"

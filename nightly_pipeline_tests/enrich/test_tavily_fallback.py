@@ -18,7 +18,7 @@ from nightly_pipeline.enrich.tavily_fallback import (
     TavilyFallback,
 )
 from nightly_pipeline.resources.tavily import TavilyResource
-from nightly_pipeline.sandbox.runner import Sandbox
+from nightly_pipeline_sandbox.runner import Sandbox
 from nightly_pipeline.settings import load_settings
 from nightly_pipeline_tests.enrich.discovery_kit import (
     crawler_config,

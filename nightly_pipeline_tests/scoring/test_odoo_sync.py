@@ -19,7 +19,6 @@ from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.scoring import build_features, score
 from nightly_pipeline.odoo_sync import OdooSync, SyncContact, SyncRecord, SyncReport, sync_and_record
 from nightly_pipeline.odoo_sync.records import MergeDecision
-from nightly_pipeline.sandbox.odoo import OdooServer
 from nightly_pipeline.vendors.odoo import (
     OdooClient,
     OdooConfigError,
@@ -30,7 +29,8 @@ from nightly_pipeline.vendors.odoo import (
     masked_rpc_payload,
     password_from_env,
 )
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.odoo import OdooServer
 from nightly_pipeline_tests.scoring.scoring_testkit import (
     CEO,
     INFO,

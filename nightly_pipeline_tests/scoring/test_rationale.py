@@ -25,8 +25,8 @@ from nightly_pipeline.enrich.rationale import (
     build_messages,
     template_rationale,
 )
-from nightly_pipeline.sandbox.llm import OpenAIServer
-from nightly_pipeline_tests.sandbox.vendors_harness import serving
+from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_sandbox.llm import OpenAIServer
 from nightly_pipeline_tests.scoring.scoring_testkit import (
     INFO,
     SOFTWARE_ICP,

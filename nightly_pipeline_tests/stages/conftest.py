@@ -6,7 +6,7 @@ import pytest
 
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.domain.acra import parse_acra_text
-from nightly_pipeline.sandbox.runner import Sandbox, SandboxConfig
+from nightly_pipeline_sandbox.runner import Sandbox, SandboxConfig
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from nightly_pipeline.resources import (
     PipelineSettings,
     default_resources,
 )
-from nightly_pipeline.sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER
+from nightly_pipeline_sandbox.runner import ODOO_PASSWORD_ENV, ODOO_USER
 
 
 def add_tenant(db, name: str, icp: dict, *, odoo_url: str = "http://127.0.0.1:9", odoo_db: str = "demo_software",
