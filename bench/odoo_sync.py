@@ -39,9 +39,9 @@ import odoorpc
 from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.db.tenants import OdooConnection
-from nightly_pipeline.domain.scoring import bucket_of
 from nightly_pipeline.resources.odoo import OdooResource
 from nightly_pipeline.sandbox.people import people_for
+from nightly_pipeline.scoring.score import bucket_of
 from nightly_pipeline.settings import Settings, load_settings
 from nightly_pipeline.sync.odoo_sync import (
     OdooSync,

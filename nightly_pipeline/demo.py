@@ -60,17 +60,17 @@ def ensure_demo_tenants(db: Database, odoo_url: str) -> list[tuple[int, str]]:
                 tenant_id = tenants_db.register_tenant(conn, name, None)
         icp = parse_icp(_data(f"demo/{icp_file}")).model_dump(mode="json", exclude_defaults=True)
         with db.tenant(tenant_id) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
+            tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
                 odoo_url, odoo_db, ODOO_USER, ODOO_PASSWORD_ENV, True))
-            tenants_db.set_icp(conn, tenant_id, icp)
+            tenants_db.set_icp(conn, icp)
         tenants.append((tenant_id, name))
     return tenants
 
 
 def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> None:
     with db.tenant(tenant_id) as conn:
-        shortlist = reports.shortlist(conn, tenant_id, run_date)
-        targets = {r["company"]: r for r in reports.daily_targets(conn, tenant_id, run_date) or []}
+        shortlist = reports.shortlist(conn, run_date)
+        targets = {r["company"]: r for r in reports.daily_targets(conn, run_date) or []}
     print(f"\n== {name} (tenant {tenant_id}) — shortlist for {run_date} ==")
     if not shortlist:
         print("no scores yet")

@@ -41,8 +41,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.database import Database, tenant_lock
-from nightly_pipeline.domain.scoring import FEATURE_LABELS, buckets_at_or_above
 from nightly_pipeline.domain.web_domains import registrable_domain
+from nightly_pipeline.scoring.score import FEATURE_LABELS, buckets_at_or_above
 
 log = logging.getLogger(__name__)
 
@@ -598,6 +598,6 @@ def sync_and_record(db: Database, sync: OdooSync, records: Sequence[SyncRecord],
         report = sync.sync(records)
         entries = [outcome.log_entry() for outcome in report.outcomes]
         with db.tenant(sync.tenant_id) as conn:
-            scores_db.insert_sync_log(conn, sync.tenant_id, run_id, entries)
-            scores_db.record_odoo_ids(conn, sync.tenant_id, score_date, entries)
+            scores_db.insert_sync_log(conn, run_id, entries)
+            scores_db.record_odoo_ids(conn, score_date, entries)
     return report

@@ -4,12 +4,10 @@ from collections import defaultdict
 
 import pytest
 
-from nightly_pipeline.assets import (
-    companies,
-    crawl_corpus,
-    daily_targets,
-    icp_candidates,
-)
+from nightly_pipeline.assets.companies import companies
+from nightly_pipeline.assets.crawl_corpus import crawl_corpus
+from nightly_pipeline.assets.daily_targets import daily_targets
+from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
@@ -22,8 +20,8 @@ DAY = "2026-06-01"
 
 def run_records(db, tenant_id):
     with db.tenant(tenant_id) as conn:
-        manifest = targets_db.get_manifest(conn, tenant_id, dt.date.fromisoformat(DAY))
-        return enrichment_db.run_records(conn, tenant_id, manifest.run_id)
+        manifest = targets_db.get_manifest(conn, dt.date.fromisoformat(DAY))
+        return enrichment_db.run_records(conn, manifest.run_id)
 
 
 def test_targets_are_crawled_politely_and_enriched(loaded_db, db_target, sandbox, sandbox_env):
@@ -34,10 +32,10 @@ def test_targets_are_crawled_politely_and_enriched(loaded_db, db_target, sandbox
     assert md["pages_fetched"] > 8
     assert md["errors"] == 0
     records = run_records(loaded_db, tenant)
-    crawled = [r for r in records if r["outcome"] in ("crawled", "thin", "fallback")]
+    crawled = [r for r in records if r.outcome in ("crawled", "thin", "fallback")]
     assert crawled, records
-    assert all(r["extraction"]["source"] in ("llm", "deterministic") for r in records)
-    assert any(r["extraction"]["source"] == "llm" for r in records)
+    assert all(r.extraction["source"] in ("llm", "deterministic") for r in records)
+    assert any(r.extraction["source"] == "llm" for r in records)
     # Politeness measured where it matters, at the server: request starts per host >= 0.5 s apart.
     starts = defaultdict(list)
     for entry in sandbox.web.request_log:
@@ -66,7 +64,7 @@ def test_without_vendor_keys_the_stage_degrades_instead_of_failing(loaded_db, db
     assert md["tokens"] == 0 and md["tavily_queries"] == 0
     assert md["degraded"] == 4
     assert sandbox.openai.stats()["requests"] == 0 and sandbox.tavily.stats()["requests"] == 0
-    assert all("no OPENAI_API_KEY" in " ".join(r["reasons"]) for r in run_records(loaded_db, tenant))
+    assert all("no OPENAI_API_KEY" in " ".join(r.reasons) for r in run_records(loaded_db, tenant))
 
 
 def test_a_tavily_budget_of_zero_is_never_exceeded(loaded_db, db_target, sandbox, sandbox_env):
