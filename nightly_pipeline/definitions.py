@@ -19,13 +19,14 @@ from nightly_pipeline.vendors.zerobounce import ZeroBounceResource
 nightly_assets = dg.load_assets_from_package_module(assets, group_name=NIGHTLY_GROUP)
 
 
-def default_resources(settings: PipelineSettings | None = None,
-                      database: DatabaseResource | None = None) -> dict[str, Any]:
+def default_resources(settings: Any = None, database: DatabaseResource | None = None) -> dict[str, Any]:
     """Every resource, configured from the environment when a run starts (nothing baked in).
 
-    The vendor resources share ``settings``, so an override there reaches all of them.
+    ``settings`` is ``PipelineSettings.configure_at_launch(...)``: configured when a run launches
+    (non-secret overrides may come with it), and one resource that the vendor resources share, so a
+    run reads its settings once.
     """
-    settings = settings or PipelineSettings()
+    settings = settings or PipelineSettings.configure_at_launch()
     return {"database": database or DatabaseResource(), "pipeline_settings": settings,
             "openai": OpenAIResource(settings=settings), "tavily": TavilyResource(settings=settings),
             "lusha": LushaResource(settings=settings), "zerobounce": ZeroBounceResource(settings=settings),

@@ -12,8 +12,6 @@ status, never the key (it travels in the ``api_key`` header only).
 The run's cap counts contacts enriched, which is what Lusha bills: an enrich call is settled with
 the contacts it revealed, and a call lost after it was sent with everything it asked for.
 """
-from __future__ import annotations
-
 import asyncio
 import dataclasses
 import re

@@ -8,9 +8,8 @@ every later call. Each session builds its own ``ChatOpenAI`` with its own pool a
 Usage accounting lives here, next to the client: :func:`estimate_tokens` is the one estimate a
 reservation is made from, and :func:`tokens_billed_for` the one rule for what a failed call cost.
 """
-from __future__ import annotations
-
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Self, TypeVar
 
@@ -37,25 +36,29 @@ RESPONSE_FORMAT_TOKENS = 16
 
 M = TypeVar("M", bound=BaseModel)
 
+_ASCII_DIGITS = frozenset("0123456789")
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
 
 # -- usage accounting ---------------------------------------------------------------------------------------
 def estimate_tokens(text: str) -> int:
     """An upper-end token count of ``text``, for reservations.
 
-    Letters and spaces run about four to a token in English; digits go in groups of at most three;
+    Letters and spaces run about four to a token in English; a run of digits goes in groups of at most three;
     punctuation and symbols rarely merge with their neighbours, so each counts one token (JSON is
     dense in them); characters of other scripts (CJK, Tamil …) count one each. Erring high keeps
     concurrent reservations from spending past the cap before they settle.
     """
-    letters = digits = singles = 0
+    digit_groups = sum(math.ceil(len(run) / 3) for run in _DIGIT_RUN.findall(text))
+    letters = singles = 0
     for char in text:
+        if char in _ASCII_DIGITS:
+            continue
         if not char.isascii() or not (char.isalnum() or char.isspace()):
             singles += 1
-        elif char.isdigit():
-            digits += 1
         else:
             letters += 1
-    return math.ceil(letters / 4) + math.ceil(digits / 3) + singles
+    return math.ceil(letters / 4) + digit_groups + singles
 
 
 def estimate_prompt_tokens(messages: Sequence[BaseMessage], response_schema: str | None = None) -> int:

@@ -5,8 +5,6 @@ be read; a call Tavily refused or that never reached it counts none. The credits
 (``usage.credits``) go into the ledger's status line. Failure descriptions leave exception messages
 out, since they may echo the request.
 """
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 

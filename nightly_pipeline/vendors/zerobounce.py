@@ -14,8 +14,6 @@ The run's cap counts verifications, and ZeroBounce bills every result except ``u
 settled with what it billed, and a call that may have been processed (the connection failed after
 it was sent) with every address it carried.
 """
-from __future__ import annotations
-
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence

@@ -25,7 +25,7 @@ def materialize(db_target, assets, tenant_id: int, day: str, **overrides: str) -
         instance.add_dynamic_partitions("tenants", [str(tenant_id)])
         result = dg.materialize(
             assets, instance=instance, partition_key=partition_key(day, tenant_id),
-            resources=default_resources(PipelineSettings(overrides=overrides),
+            resources=default_resources(PipelineSettings.configure_at_launch(overrides=overrides),
                                         DatabaseResource(database_url=db_target.app_url)))
     assert result.success
     return result
