@@ -1,1 +1,2 @@
-"""Enrichment logic of the crawl stage: website discovery, the Tavily fallback and AI extraction."""
+"""Stage logic the assets call, for one tenant's night (``night.TenantNight``): website discovery,
+the crawl stage with the Tavily fallback and AI extraction, contacts and email verification."""

@@ -8,7 +8,7 @@ REVOKE ALL ON FUNCTION current_tenant_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION current_tenant_id() TO {app_role};
 
 -- A row written in a tenant transaction belongs to that tenant without naming it; outside one the
--- default is NULL and the NOT NULL constraint refuses the row.
+-- default is NULL, which row-level security (and NOT NULL) refuses.
 DO $$
 DECLARE
     tbl regclass;
