@@ -11,8 +11,8 @@ Lusha, per company without a personal site contact and with a web domain:
 
 ``LUSHA_MAX_CONTACT_LOOKUPS`` counts **contacts enriched** (what Lusha bills), not calls: each enrich
 call takes the paid-call path, reserving one unit per contact id in the run's ledger (an atomic
-reservation, trimmed to what is left) and settling what Lusha revealed. Once the cap is reached the remaining companies go
-without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
+reservation, trimmed to what is left) and settling what Lusha revealed. Once the cap is reached the
+remaining companies go without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
 client's retries, or an outage stops Lusha for the rest of the run: the run keeps its site contacts.
 Without a Lusha client (no key, fallback switched off) the run keeps its site contacts too, and the
 report names the reason.
@@ -54,8 +54,8 @@ from nightly_pipeline.vendors.lusha import (
 )
 from nightly_pipeline.vendors.paid_call import VendorMeter, unavailable_reason
 
-SEARCH_ENDPOINT = "/prospecting/contact/search"
-ENRICH_ENDPOINT = "/prospecting/contact/enrich"
+SEARCH_ENDPOINT = lusha_vendor.SEARCH_PATH
+ENRICH_ENDPOINT = lusha_vendor.ENRICH_PATH
 DEFAULT_IDS_PER_COMPANY = 3
 DEFAULT_CACHE_DAYS = 30
 # Companies handled at once; the Lusha client separately keeps at most five calls on the wire.

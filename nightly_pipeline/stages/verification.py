@@ -3,11 +3,12 @@
 Addresses with a fresh verdict in ``email_verification_cache`` are not sent again. The rest go to
 ``validatebatch`` in batches of up to ``batch_size`` (single ``validate`` calls for a handful),
 after a free ``getcredits`` check of the account. Each call takes the paid-call path: one unit per
-address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is left),
-what ZeroBounce billed (every result except ``unknown``) settled, the verdicts cached with the policy and expiry
-of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so ``unknown`` is retried on a later
-night. A throttled, refused or unreachable ZeroBounce stops verification for this run without
-raising: the addresses stay unverified and the report says why; so does a missing key.
+address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is
+left), what ZeroBounce billed (every result except ``unknown``) settled, and the verdicts cached
+with the policy and expiry of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so
+``unknown`` is retried on a later night. A throttled, refused or unreachable ZeroBounce stops
+verification for this run without raising: the addresses stay unverified and the report says why,
+as it does without a key.
 """
 from __future__ import annotations
 

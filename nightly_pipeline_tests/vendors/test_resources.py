@@ -59,7 +59,8 @@ def test_without_keys_every_vendor_resource_hands_out_a_null_client_naming_the_v
 
 def test_a_switched_off_lusha_fallback_is_a_null_client_even_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LUSHA_API_KEY", KEYS["LUSHA_API_KEY"])
-    lusha = clients({"lusha": LushaResource(settings=PipelineSettings(overrides={"ENABLE_LUSHA_FALLBACK": "false"}))})
+    switched_off = PipelineSettings(overrides={"ENABLE_LUSHA_FALLBACK": "false"})
+    lusha = clients({"lusha": LushaResource(settings=switched_off)})
     assert isinstance(lusha["lusha"], NullLushaClient)
     assert lusha["lusha"].reason == "Lusha fallback disabled (ENABLE_LUSHA_FALLBACK)"
 
@@ -68,11 +69,13 @@ def test_with_keys_the_clients_take_their_fields_else_the_settings(monkeypatch: 
     for name, value in KEYS.items():
         monkeypatch.setenv(name, value)
     settings = PipelineSettings(overrides={
-        "LANGCHAIN_MODEL": "gpt-4o", "OPENAI_BASE_URL": "http://127.0.0.1:7/v1", "TAVILY_BASE_URL": "http://127.0.0.1:8",
-        "LUSHA_BASE_URL": "http://127.0.0.1:9", "ZEROBOUNCE_BASE_URL": "http://127.0.0.1:10/v2"})
+        "LANGCHAIN_MODEL": "gpt-4o", "OPENAI_BASE_URL": "http://127.0.0.1:7/v1",
+        "TAVILY_BASE_URL": "http://127.0.0.1:8", "LUSHA_BASE_URL": "http://127.0.0.1:9",
+        "ZEROBOUNCE_BASE_URL": "http://127.0.0.1:10/v2"})
     from_settings = clients(vendor_resources(settings))
     assert isinstance(from_settings["openai"], OpenAIChat)
-    assert (from_settings["openai"].model_name, from_settings["openai"].base_url) == ("gpt-4o", "http://127.0.0.1:7/v1")
+    assert (from_settings["openai"].model_name, from_settings["openai"].base_url) == (
+        "gpt-4o", "http://127.0.0.1:7/v1")
     assert isinstance(from_settings["tavily"], TavilyClient)
     assert from_settings["tavily"].base_url == "http://127.0.0.1:8"
     assert isinstance(from_settings["lusha"], LushaClient) and isinstance(from_settings["zerobounce"], ZeroBounceClient)
@@ -80,7 +83,8 @@ def test_with_keys_the_clients_take_their_fields_else_the_settings(monkeypatch: 
     assert "'http://127.0.0.1:10/v2'" in repr(from_settings["zerobounce"])
     assert "bulkapi.zerobounce.net" in repr(from_settings["zerobounce"])
 
-    own = clients(vendor_resources(settings, openai={"model": "gpt-4.1-mini"}, lusha={"base_url": "http://127.0.0.1:11"},
+    own = clients(vendor_resources(settings, openai={"model": "gpt-4.1-mini"},
+                                   lusha={"base_url": "http://127.0.0.1:11"},
                                    zerobounce={"bulk_base_url": "http://127.0.0.1:12/v2"}))
     assert own["openai"].model_name == "gpt-4.1-mini"
     assert "http://127.0.0.1:11" in repr(own["lusha"]) and "http://127.0.0.1:12/v2" in repr(own["zerobounce"])
@@ -197,6 +201,7 @@ def test_a_run_reads_its_settings_once_and_every_resource_shares_them(monkeypatc
         seen["pipeline_settings"] = id(pipeline_settings.settings)
         assert pipeline_settings.settings.lusha_base_url == "http://127.0.0.1:9"
 
-    resources = default_resources(PipelineSettings.configure_at_launch(overrides={"LUSHA_BASE_URL": "http://127.0.0.1:9"}))
+    settings = PipelineSettings.configure_at_launch(overrides={"LUSHA_BASE_URL": "http://127.0.0.1:9"})
+    resources = default_resources(settings)
     assert dg.materialize([probe], resources={k: v for k, v in resources.items() if k != "database"}).success
     assert len(set(seen.values())) == 1 and len(seen) == 5
