@@ -27,7 +27,6 @@ from tenacity.wait import wait_base
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
-VENDOR = "lusha"
 DEFAULT_BASE_URL = "https://api.lusha.com"
 SEARCH_PATH = "/prospecting/contact/search"
 ENRICH_PATH = "/prospecting/contact/enrich"

@@ -23,7 +23,6 @@ from pydantic import BaseModel, PrivateAttr, SecretStr
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
-VENDOR = "openai"
 ENDPOINT = "chat.completions"
 DEFAULT_MODEL = "gpt-4o-mini"
 NO_KEY = "no OPENAI_API_KEY"

@@ -23,7 +23,6 @@ from tavily.errors import TimeoutError as TavilyTimeoutError
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
-VENDOR = "tavily"
 DEFAULT_BASE_URL = "https://api.tavily.com"
 NO_KEY = "no TAVILY_API_KEY"
 

@@ -26,7 +26,6 @@ from pydantic import PrivateAttr
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
-VENDOR = "zerobounce"
 DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
 DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
 MAX_BATCH_SIZE = 200
