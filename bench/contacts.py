@@ -60,25 +60,25 @@ from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.db.embedded import EmbeddedPostgres
 from nightly_pipeline.db.migrate import migrate
 from nightly_pipeline.domain.acra import CompanyRecord
 from nightly_pipeline.domain.targets import Target, Tier
-from nightly_pipeline.enrich.contacts_stage import (
+from nightly_pipeline_sandbox.people import people_for
+from nightly_pipeline.settings import Settings, load_settings
+from nightly_pipeline.stages.contacts import (
     ContactsReport,
     assign_primary_contacts,
     find_contacts,
 )
-from nightly_pipeline.enrich.lusha_client import LushaClient
-from nightly_pipeline.enrich.verification_stage import (
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.stages.verification import (
     DEFAULT_BATCH_SIZE,
     VerificationReport,
     verify_emails,
 )
-from nightly_pipeline.enrich.zerobounce_client import ZeroBounceClient
-from nightly_pipeline_sandbox.people import people_for
-from nightly_pipeline.settings import Settings, load_settings
+from nightly_pipeline.vendors.lusha import LushaClient
+from nightly_pipeline.vendors.zerobounce import ZeroBounceClient
 
 DEFAULT_TARGETS = 1000
 QUICK_TARGETS = 100
@@ -242,8 +242,12 @@ class SyntheticCompany:
 class Night:
     tenant_id: int
     run_id: uuid.UUID
+    run_date: dt.date
     company_ids: list[int]
     with_site_person: int
+
+    def tenant_night(self, db: Database, settings: Settings) -> TenantNight:
+        return TenantNight(db, self.tenant_id, self.run_id, self.run_date, settings, tuple(self.company_ids))
 
 
 def _trade(index: int) -> str:
@@ -294,14 +298,14 @@ def seed_night(db: Database, companies: Sequence[SyntheticCompany], run_date: dt
     company_ids = [ids[c.uen] for c in companies]
     with db.tenant(tenant_id) as conn:
         manifest = targets_db.create_manifest(
-            conn, tenant_id, run_date, [Target(cid, Tier.NEVER_SEEN, 1.0, None) for cid in company_ids],
+            conn, run_date, [Target(cid, Tier.NEVER_SEEN, 1.0, None) for cid in company_ids],
             caps={"lusha_max_contact_lookups": VENDOR_CAP, "zerobounce_max_verifications": VENDOR_CAP},
             budget_snapshot={}, dagster_run_id=None)
         for company in companies:
-            enrichment_db.save_company_run(conn, tenant_id, manifest.run_id, enrichment_db.CompanyRunRecord(
+            enrichment_db.save_company_run(conn, manifest.run_id, enrichment_db.CompanyRunRecord(
                 company_id=ids[company.uen], outcome="crawled", degraded=False, reasons=[],
                 signals=_site_signals(company), extraction={}, corpus_hash=None, corpus=None))
-    return Night(tenant_id=tenant_id, run_id=manifest.run_id, company_ids=company_ids,
+    return Night(tenant_id=tenant_id, run_id=manifest.run_id, run_date=run_date, company_ids=company_ids,
                  with_site_person=sum(c.has_site_person for c in companies))
 
 
@@ -315,16 +319,14 @@ class StageRun:
 def run_contacts(db: Database, night: Night, settings: Settings, lusha_url: str,
                  timeout_s: float) -> tuple[ContactsReport | None, StageRun]:
     started = time.perf_counter()
-    with db.tenant(night.tenant_id) as conn:
-        records = enrichment_db.run_records(conn, night.tenant_id, night.run_id)
+    tenant_night = night.tenant_night(db, settings)
+    with tenant_night.transaction() as conn:
+        records = enrichment_db.run_records(conn, night.run_id)
 
     async def run() -> ContactsReport:
         async with asyncio.timeout(timeout_s), LushaClient(LUSHA_KEY, base_url=lusha_url) as client:
-            return await find_contacts(records, lusha=client, budget=VendorBudget(db, night.tenant_id, night.run_id),
-                                       db=db, tenant_id=night.tenant_id,
-                                       max_lookups=settings.lusha_max_contact_lookups,
-                                       preferred_titles=settings.lusha_preferred_titles,
-                                       enabled=settings.enable_lusha_fallback)
+            return await find_contacts(records, tenant_night, client,
+                                       preferred_titles=settings.lusha_preferred_titles)
     try:
         report: ContactsReport | None = asyncio.run(run())
     except TimeoutError:
@@ -335,23 +337,22 @@ def run_contacts(db: Database, night: Night, settings: Settings, lusha_url: str,
 def run_verified_emails(db: Database, night: Night, settings: Settings, zerobounce_url: str,
                         timeout_s: float) -> tuple[VerificationReport | None, StageRun]:
     started = time.perf_counter()
-    with db.tenant(night.tenant_id) as conn:
-        by_company = contacts_db.contacts_of_companies(conn, night.tenant_id, night.company_ids)
+    tenant_night = night.tenant_night(db, settings)
+    with tenant_night.transaction() as conn:
+        by_company = contacts_db.contacts_of_companies(conn, night.company_ids)
     emails = sorted({contact.email for found in by_company.values() for contact in found})
 
     async def run() -> VerificationReport:
         async with asyncio.timeout(timeout_s), ZeroBounceClient(ZEROBOUNCE_KEY, base_url=zerobounce_url,
                                                                 bulk_base_url=zerobounce_url) as client:
-            return await verify_emails(emails, client=client, budget=VendorBudget(db, night.tenant_id, night.run_id),
-                                       max_verifications=settings.zerobounce_max_verifications, db=db,
-                                       tenant_id=night.tenant_id)
+            return await verify_emails(emails, tenant_night, client)
     try:
         report: VerificationReport | None = asyncio.run(run())
     except TimeoutError:
         report = None
     if report is not None:
         # A primary found suppressed gives way to the next best address.
-        assign_primary_contacts(db, night.tenant_id, night.company_ids, settings.lusha_preferred_titles)
+        assign_primary_contacts(tenant_night, night.company_ids, settings.lusha_preferred_titles)
     return report, StageRun(time.perf_counter() - started, report is None)
 
 

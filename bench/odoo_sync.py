@@ -39,7 +39,7 @@ import odoorpc
 from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.db.tenants import OdooConnection
-from nightly_pipeline.domain.scoring import bucket_of
+from nightly_pipeline.scoring.score import bucket_of
 from nightly_pipeline.odoo_sync import (
     OdooSync,
     SyncContact,

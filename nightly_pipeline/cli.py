@@ -135,9 +135,9 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
         with db.shared() as conn:
             tenant_id = tenants_db.register_tenant(conn, args.name, args.daily_cap)
         with db.tenant(tenant_id) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant_id, connection)
+            tenants_db.upsert_odoo_connection(conn, connection)
             if icp is not None:
-                tenants_db.set_icp(conn, tenant_id, icp)
+                tenants_db.set_icp(conn, icp)
         if args.export_unverified:
             with administrator_transaction(db.target) as admin:
                 tenants_db.set_export_unverified(admin, tenant_id, True)
@@ -153,8 +153,8 @@ def cmd_tenant_add(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_tenant_icp(settings: Settings, args: argparse.Namespace) -> None:
     icp = _read_icp(args.file)
     with open_database(settings) as db, db.tenant(args.tenant_id) as conn:
-        tenants_db.get_tenant(conn, args.tenant_id)
-        tenants_db.set_icp(conn, args.tenant_id, icp)
+        tenants_db.get_tenant(conn)
+        tenants_db.set_icp(conn, icp)
     print(f"tenant {args.tenant_id}: ICP replaced ({', '.join(sorted(icp)) or 'empty: every live company'})")
 
 
@@ -208,7 +208,7 @@ def cmd_targets(settings: Settings, args: argparse.Namespace) -> None:
     args.tenant_id = _tenant_or_default(settings, args)
     run_date = args.date or today_in_singapore()
     with open_database(settings) as db, db.tenant(args.tenant_id) as conn:
-        rows = reports.daily_targets(conn, args.tenant_id, run_date)
+        rows = reports.daily_targets(conn, run_date)
     if rows is None:
         raise CliError(f"tenant {args.tenant_id} has no targets for {run_date} yet: materialize daily_targets "
                        f"for partition '{run_date}|{args.tenant_id}'")
@@ -219,7 +219,7 @@ def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
     args.tenant_id = _tenant_or_default(settings, args)
     run_date = args.date or today_in_singapore()
     with open_database(settings) as db, db.tenant(args.tenant_id) as conn:
-        rows = reports.shortlist(conn, args.tenant_id, run_date)
+        rows = reports.shortlist(conn, run_date)
     if not rows:
         print(f"tenant {args.tenant_id}: no scores yet for {run_date}")
         return

@@ -55,7 +55,7 @@ def plan_runs(settings: Settings, *, run_date: dt.date, tenant_ids: Sequence[int
         if from_manifest is not None:
             for tenant in directory:
                 with db.tenant(tenant.tenant_id) as conn:
-                    manifest = targets_db.get_manifest_by_run_id(conn, tenant.tenant_id, from_manifest)
+                    manifest = targets_db.get_manifest_by_run_id(conn, from_manifest)
                 if manifest is not None:
                     return [PlannedRun(tenant.tenant_id, tenant.name, manifest.run_date)]
             raise LookupError(f"no active tenant has a run manifest {from_manifest}")

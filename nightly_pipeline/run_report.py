@@ -90,8 +90,8 @@ def night_report(db: Database, instance: dg.DagsterInstance, settings: Settings,
                  run_date: dt.date) -> dict[str, Any]:
     """One tenant's night; raises ``TenantNotFound`` when the tenant does not exist."""
     with db.tenant(tenant_id) as conn:
-        tenant = tenants_db.get_tenant(conn, tenant_id)
-        record = runs_db.night(conn, tenant_id, run_date)
+        tenant = tenants_db.get_tenant(conn)
+        record = runs_db.night(conn, run_date)
     runs = night_runs(instance, tenant_id, run_date)
     latest = runs[0] if runs else None
     timed = next((r for r in runs if r.start_time is not None), None)

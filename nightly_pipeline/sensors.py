@@ -3,9 +3,9 @@
 import dagster as dg
 
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.jobs import nightly_job
 from nightly_pipeline.partitions import TENANTS, tenant_partitions
-from nightly_pipeline.resources import DatabaseResource
 
 
 def partition_changes(active: set[str], known: set[str]) -> list:

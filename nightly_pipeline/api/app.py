@@ -218,7 +218,7 @@ def create_app(services: ApiServices) -> FastAPI:
     def submit_one(request: Request, principal: Principal, tenant_id: int, run_date: dt.date):
         with db.tenant(tenant_id) as conn:
             try:
-                tenant = tenants_db.get_tenant(conn, tenant_id)
+                tenant = tenants_db.get_tenant(conn)
             except tenants_db.TenantNotFound:
                 raise Refusal(404, f"no tenant {tenant_id}", "not_found", tenant=tenant_id) from None
         if not tenant.schedulable:
@@ -238,7 +238,7 @@ def create_app(services: ApiServices) -> FastAPI:
     def submit_all(request: Request, principal: Principal, run_date: dt.date):
         if principal.tenant_id is not None:
             with db.tenant(principal.tenant_id) as conn:
-                visible = [tenants_db.get_tenant(conn, principal.tenant_id)]
+                visible = [tenants_db.get_tenant(conn)]
         else:
             with db.shared() as conn:
                 visible = tenants_db.directory(conn)

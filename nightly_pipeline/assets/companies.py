@@ -8,12 +8,12 @@ import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.db import acra as acra_db
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.acra import normalize_many
 from nightly_pipeline.partitions import tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", kinds={"postgres"},
+@dg.asset(partitions_def=tenant_day_partitions, kinds={"postgres"},
           description="Normalized Singapore companies from ACRA staging (shared by all tenants).")
 def companies(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     with database.db.shared() as conn:

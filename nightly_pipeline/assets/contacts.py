@@ -8,16 +8,17 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._run import night_manifest, record_stage
+from nightly_pipeline.assets._night import tonight
 from nightly_pipeline.assets.crawl_corpus import crawl_corpus
 from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.icp import parse_icp
-from nightly_pipeline.enrich.contacts_stage import ContactsReport, find_contacts
-from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource, LushaResource, PipelineSettings
+from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.stages.contacts import ContactsReport, find_contacts
+from nightly_pipeline.vendors.lusha import LushaResource
 
 
 def preferred_titles(icp_payload: dict | None, default: list[str]) -> list[str]:
@@ -26,36 +27,27 @@ def preferred_titles(icp_payload: dict | None, default: list[str]) -> list[str]:
     return list(titles) if titles else list(default)
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[crawl_corpus], kinds={"python"},
+@dg.asset(partitions_def=tenant_day_partitions, deps=[crawl_corpus], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
           description="Contacts per target (site first, Lusha fallback) with a primary contact each.")
 def contacts(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
              lusha: LushaResource) -> dg.MaterializeResult:
-    part = tenant_day(context)
-    settings = pipeline_settings.get()
-    db = database.db
-    manifest = night_manifest(db, part)
-    with db.tenant(part.tenant_id) as conn:
-        records = enrichment_db.run_records(conn, part.tenant_id, manifest.run_id)
-        titles = preferred_titles(tenants_db.get_icp(conn, part.tenant_id), settings.lusha_preferred_titles)
-    lusha_resource = lusha.with_settings(settings)
+    night = tonight(context, database, pipeline_settings)
+    with night.transaction() as conn:
+        records = enrichment_db.run_records(conn, night.run_id)
+        titles = preferred_titles(tenants_db.get_icp(conn), night.settings.lusha_preferred_titles)
+    client = lusha.get_client()
 
     async def run() -> ContactsReport:
-        options = dict(budget=VendorBudget(db, part.tenant_id, manifest.run_id), db=db, tenant_id=part.tenant_id,
-                       max_lookups=settings.lusha_max_contact_lookups, preferred_titles=titles,
-                       enabled=settings.enable_lusha_fallback)
-        client = lusha_resource.client()
-        if client is None:
-            return await find_contacts(records, lusha=None, **options)
         async with client:
-            return await find_contacts(records, lusha=client, **options)
+            return await find_contacts(records, night, client, preferred_titles=titles)
 
     report = asyncio.run(run())
-    record_stage(db, part, manifest, "contacts", report.to_dict(), report.degradations)
-    with db.tenant(part.tenant_id) as conn:
-        by_company = contacts_db.contacts_of_companies(conn, part.tenant_id, manifest.selected_company_ids)
-        primary = contacts_db.primary_contacts(conn, part.tenant_id, manifest.selected_company_ids)
-    names = {r["company_id"]: r["name"] for r in records}
+    night.record_stage("contacts", report.to_dict(), report.degradations)
+    with night.transaction() as conn:
+        by_company = contacts_db.contacts_of_companies(conn, night.company_ids)
+        primary = contacts_db.primary_contacts(conn, night.company_ids)
+    names = {r.company_id: r.name for r in records}
     primaries = [{"company": names.get(company_id, company_id), "email": c.email, "name": c.full_name,
                   "title": c.title, "source": c.source}
                  for company_id, email in primary.items()

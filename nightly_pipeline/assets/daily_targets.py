@@ -11,10 +11,11 @@ from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.targets import choose_targets
 from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings
 from nightly_pipeline.settings import Settings
+from nightly_pipeline.settings_resource import PipelineSettings
 
 STALE_AFTER_DAYS = 30
 
@@ -32,21 +33,21 @@ def vendor_availability(settings: Settings) -> dict[str, bool]:
             "zerobounce": settings.zerobounce_api_key is not None}
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[icp_candidates], kinds={"postgres"},
+@dg.asset(partitions_def=tenant_day_partitions, deps=[icp_candidates], kinds={"postgres"},
           description="The tenant's capped target set for the night, recorded as a run manifest.")
 def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
                   pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
     part = tenant_day(context)
-    settings = pipeline_settings.get()
+    settings = pipeline_settings.settings
     with database.db.tenant(part.tenant_id) as conn:
-        manifest = targets_db.get_manifest(conn, part.tenant_id, part.run_date)
+        manifest = targets_db.get_manifest(conn, part.run_date)
         if manifest is None:
-            tenant = tenants_db.get_tenant(conn, part.tenant_id)
+            tenant = tenants_db.get_tenant(conn)
             cap = tenant.daily_cap or settings.daily_cap
-            candidates = targets_db.candidates_with_history(conn, part.tenant_id, part.run_date)
+            candidates = targets_db.candidates_with_history(conn, part.run_date)
             chosen = choose_targets(candidates, run_date=part.run_date, cap=cap, stale_after_days=STALE_AFTER_DAYS)
             manifest = targets_db.create_manifest(
-                conn, part.tenant_id, part.run_date, chosen,
+                conn, part.run_date, chosen,
                 caps={"daily_cap": cap, "crawl_max_pages": settings.crawl_max_pages,
                       "company_concurrency": settings.sched_company_concurrency, **vendor_caps(settings)},
                 budget_snapshot={"vendors_available": vendor_availability(settings), **vendor_caps(settings)},
@@ -55,8 +56,8 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
         else:
             candidate_count = None
         details = acra_db.companies_by_id(conn, manifest.selected_company_ids)
-    rows = [{"company": details[cid]["name"], "uen": details[cid]["uen"],
-             "domain": details[cid]["website_domain"] or "(to discover)",
+    rows = [{"company": details[cid].name, "uen": details[cid].uen,
+             "domain": details[cid].website_domain or "(to discover)",
              "why": manifest.target_reasons.get(str(cid), "")} for cid in manifest.selected_company_ids]
     context.log.info("tenant %s %s: %d targets (%s manifest %s)", part.tenant_id, part.run_date, len(rows),
                      "new" if manifest.created else "reused", manifest.run_id)

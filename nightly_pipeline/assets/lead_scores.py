@@ -9,50 +9,49 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._run import night_manifest, record_stage
+from nightly_pipeline.assets._night import tonight
 from nightly_pipeline.assets.verified_emails import verified_emails
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.icp import IcpError, parse_icp
-from nightly_pipeline.domain.scoring import Score, build_features, score
-from nightly_pipeline.enrich.rationale import Rationale, RationaleWriter
-from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource, LLMResource, PipelineSettings
+from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.scoring.rationale import Rationale, RationaleWriter
+from nightly_pipeline.scoring.score import Score, build_features, score
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.openai import OpenAIResource
+from nightly_pipeline.vendors.paid_call import unavailable_reason
 
 RATIONALES_IN_FLIGHT = 8
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[verified_emails], kinds={"python"},
+@dg.asset(partitions_def=tenant_day_partitions, deps=[verified_emails], kinds={"python"},
           description="Score, bucket, reasons and rationale per target; the shortlist.")
 def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
-                llm: LLMResource) -> dg.MaterializeResult:
-    part = tenant_day(context)
-    settings = pipeline_settings.get()
-    db = database.db
-    manifest = night_manifest(db, part)
-    with db.tenant(part.tenant_id) as conn:
-        inputs = scores_db.scoring_inputs(conn, part.tenant_id, manifest.run_id)
-        tenant = tenants_db.get_tenant(conn, part.tenant_id)
+                openai: OpenAIResource) -> dg.MaterializeResult:
+    night = tonight(context, database, pipeline_settings)
+    settings = night.settings
+    with night.transaction() as conn:
+        inputs = scores_db.scoring_inputs(conn, night.run_id)
+        tenant = tenants_db.get_tenant(conn)
         try:
-            icp = parse_icp(tenants_db.get_icp(conn, part.tenant_id) or {})
+            icp = parse_icp(tenants_db.get_icp(conn) or {})
         except IcpError as exc:
-            raise dg.Failure(f"tenant {part.tenant_id}: stored ICP is invalid: {exc}", allow_retries=False) from exc
+            raise dg.Failure(f"tenant {night.tenant_id}: stored ICP is invalid: {exc}", allow_retries=False) from exc
     try:
         scored = []
         for item in inputs:
             features = build_features(item.company, icp, item.crawl, item.contacts, item.verification)
-            scored.append((item, features, score(features, icp.score_weights, tenant_id=part.tenant_id,
+            scored.append((item, features, score(features, icp.score_weights, tenant_id=night.tenant_id,
                                                  high=settings.score_bucket_high,
                                                  medium=settings.score_bucket_medium)))
     except ValueError as exc:  # score_weights naming an unknown feature, say
-        raise dg.Failure(f"tenant {part.tenant_id}: cannot score: {exc}", allow_retries=False) from exc
-    llm_resource = llm.with_settings(settings)
-    budget = VendorBudget(db, part.tenant_id, manifest.run_id)
+        raise dg.Failure(f"tenant {night.tenant_id}: cannot score: {exc}", allow_retries=False) from exc
+    chat = openai.get_client()
 
     async def write_rationales() -> list[Rationale]:
-        async with llm_resource.chat_session() as chat_model:
-            writer = RationaleWriter(chat_model, llm_resource.model, db, budget, settings.openai_daily_tokens_cap)
+        async with chat:
+            writer = RationaleWriter(chat, night)
             gate = asyncio.Semaphore(RATIONALES_IN_FLIGHT)
 
             async def one(name: str, result: Score) -> Rationale:
@@ -63,27 +62,26 @@ def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, p
 
     rationales = asyncio.run(write_rationales())
     cap = tenant.daily_cap or settings.daily_cap
-    with db.tenant(part.tenant_id) as conn:
+    with night.transaction() as conn:
         for item, features, result in scored:
-            scores_db.upsert_features(conn, part.tenant_id, item.company_id, part.run_date,
-                                      features.model_dump(mode="json"), result.features_hash)
-        scores_db.upsert_scores(conn, part.tenant_id, part.run_date, [
+            scores_db.upsert_features(conn, item.company_id, night.run_date, features.model_dump(mode="json"),
+                                      result.features_hash)
+        scores_db.upsert_scores(conn, night.run_date, [
             scores_db.ScoreRow(item.company_id, result.value, result.bucket, result.reasons, rationale.text,
                                rationale.source, result.features_hash)
             for (item, _, result), rationale in zip(scored, rationales)])
-        shortlisted = scores_db.mark_shortlist(conn, part.tenant_id, part.run_date, cap)
-        rows = scores_db.scores_for(conn, part.tenant_id, part.run_date)
+        shortlisted = scores_db.mark_shortlist(conn, night.run_date, cap)
+        rows = scores_db.scores_for(conn, night.run_date)
     sources = {s: sum(1 for r in rationales if r.source == s) for s in ("llm", "cache", "template")}
     buckets = {b: sum(1 for _, _, r in scored if r.bucket == b) for b in ("High", "Medium", "Low")}
     degradations = []
     if sources["template"]:
-        cause = ("no OPENAI_API_KEY" if not llm_resource.has_key
-                 else "OpenAI token budget exhausted or the model failed")
+        cause = unavailable_reason(chat) or "OpenAI token budget exhausted or the model failed"
         degradations.append(f"{sources['template']} rationales use the template sentence: {cause}")
-    record_stage(db, part, manifest, "lead_scores",
-                 {"scored": len(scored), "shortlisted": len(shortlisted), "buckets": buckets,
-                  "rationales": sources, "rationale_tokens": sum(r.tokens_used for r in rationales)},
-                 degradations)
+    night.record_stage("lead_scores",
+                       {"scored": len(scored), "shortlisted": len(shortlisted), "buckets": buckets,
+                        "rationales": sources, "rationale_tokens": sum(r.tokens_used for r in rationales)},
+                       degradations)
     table = [{"company": r["name"], "score": round(float(r["score"]), 3), "bucket": r["bucket"],
               "top reasons": ", ".join(x["feature"] for x in r["reasons"] if x["contribution"] > 0),
               "rationale": r["rationale"]} for r in rows if r["shortlisted"]]

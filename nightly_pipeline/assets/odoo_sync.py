@@ -9,51 +9,48 @@ nothing half-recorded. The tenant's Odoo password is read from the variable its 
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._run import night_manifest, record_stage
+from nightly_pipeline.assets._night import tonight
 from nightly_pipeline.assets.lead_scores import lead_scores
 from nightly_pipeline.db import scores as scores_db
-from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.domain.scoring import buckets_at_or_above
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.odoo_sync import OdooSync, SyncRecord, sync_and_record
-from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource, OdooResource, PipelineSettings
-from nightly_pipeline.vendors.odoo import OdooConfigError, OdooLoginError, password_from_env
+from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.scoring.score import buckets_at_or_above
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.odoo import OdooConfigError, OdooLoginError, OdooResource, password_from_env
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[lead_scores], kinds={"python"},
+@dg.asset(partitions_def=tenant_day_partitions, deps=[lead_scores], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL,
                                       jitter=dg.Jitter.PLUS_MINUS),
           description="Companies, contacts and leads of the shortlist in the tenant's Odoo, never duplicated.")
 def odoo_sync(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
               odoo: OdooResource) -> dg.MaterializeResult:
-    part = tenant_day(context)
-    settings = pipeline_settings.get()
-    db = database.db
-    manifest = night_manifest(db, part)
-    with db.tenant(part.tenant_id) as conn:
-        connection = tenants_db.get_odoo_connection(conn, part.tenant_id)
-        tenant = tenants_db.get_tenant(conn, part.tenant_id)
-        rows = scores_db.records_to_sync(conn, part.tenant_id, part.run_date,
-                                         buckets_at_or_above(settings.odoo_sync_min_bucket),
+    night = tonight(context, database, pipeline_settings)
+    settings = night.settings
+    with night.transaction() as conn:
+        connection = tenants_db.get_odoo_connection(conn)
+        tenant = tenants_db.get_tenant(conn)
+        rows = scores_db.records_to_sync(conn, night.run_date, buckets_at_or_above(settings.odoo_sync_min_bucket),
                                          include_unverified=tenant.export_unverified)
     if connection is None or not connection.active:
-        raise dg.Failure(f"tenant {part.tenant_id} has no active Odoo connection", allow_retries=False)
+        raise dg.Failure(f"tenant {night.tenant_id} has no active Odoo connection", allow_retries=False)
     try:
         client = odoo.connect(connection, password_from_env(connection))
     except (OdooConfigError, OdooLoginError) as exc:
-        raise dg.Failure(f"tenant {part.tenant_id}: {exc}", allow_retries=False) from exc
-    sync = OdooSync(client, part.tenant_id, score_min_export=settings.score_min_export,
+        raise dg.Failure(f"tenant {night.tenant_id}: {exc}", allow_retries=False) from exc
+    sync = OdooSync(client, night.tenant_id, score_min_export=settings.score_min_export,
                     min_bucket=settings.odoo_sync_min_bucket)
-    report = sync_and_record(db, sync, [SyncRecord.from_row(row) for row in rows], run_id=manifest.run_id,
-                             score_date=part.run_date)
+    report = sync_and_record(night.db, sync, [SyncRecord.from_row(row) for row in rows], run_id=night.run_id,
+                             score_date=night.run_date)
     summary = report.summary()
     failures = [f"company {o.company_id}: {o.error}" for o in report.failed]
-    record_stage(db, part, manifest, "odoo_sync", summary, failures)
-    with db.tenant(part.tenant_id) as conn:
-        targets_db.finish_run(conn, part.tenant_id, manifest.run_id, "partial" if failures else "succeeded",
-                              f"{len(failures)} Odoo records failed; retried next run" if failures else None)
-        scored = scores_db.scores_for(conn, part.tenant_id, part.run_date)
+    night.record_stage("odoo_sync", summary, failures)
+    night.finish("partial" if failures else "succeeded",
+                 f"{len(failures)} Odoo records failed; retried next run" if failures else None)
+    with night.transaction() as conn:
+        scored = scores_db.scores_for(conn, night.run_date)
     table = [{"company": r["name"], "score": round(float(r["score"]), 3), "bucket": r["bucket"],
               "partner_id": r["odoo_partner_id"] or "-", "lead_id": r["odoo_lead_id"] or "-"}
              for r in scored if r["shortlisted"]]

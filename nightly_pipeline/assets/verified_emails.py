@@ -9,50 +9,43 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._run import night_manifest, record_stage
+from nightly_pipeline.assets._night import tonight
 from nightly_pipeline.assets.contacts import contacts, preferred_titles
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.enrich.contacts_stage import assign_primary_contacts
-from nightly_pipeline.enrich.verification_stage import VerificationReport, verify_emails
-from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings, ZeroBounceResource
+from nightly_pipeline.db.resource import DatabaseResource
+from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.stages.contacts import assign_primary_contacts
+from nightly_pipeline.stages.verification import VerificationReport, verify_emails
+from nightly_pipeline.vendors.zerobounce import ZeroBounceResource
 
 
-@dg.asset(partitions_def=tenant_day_partitions, group_name="nightly", deps=[contacts], kinds={"python"},
+@dg.asset(partitions_def=tenant_day_partitions, deps=[contacts], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
           description="Deliverability of tonight's contact addresses (ZeroBounce, cached).")
 def verified_emails(context: dg.AssetExecutionContext, database: DatabaseResource,
                     pipeline_settings: PipelineSettings, zerobounce: ZeroBounceResource) -> dg.MaterializeResult:
-    part = tenant_day(context)
-    settings = pipeline_settings.get()
-    db = database.db
-    manifest = night_manifest(db, part)
-    company_ids = manifest.selected_company_ids
-    with db.tenant(part.tenant_id) as conn:
-        by_company = contacts_db.contacts_of_companies(conn, part.tenant_id, company_ids)
-        titles = preferred_titles(tenants_db.get_icp(conn, part.tenant_id), settings.lusha_preferred_titles)
+    night = tonight(context, database, pipeline_settings)
+    company_ids = night.company_ids
+    with night.transaction() as conn:
+        by_company = contacts_db.contacts_of_companies(conn, company_ids)
+        titles = preferred_titles(tenants_db.get_icp(conn), night.settings.lusha_preferred_titles)
     emails = sorted({c.email for found in by_company.values() for c in found})
-    zerobounce_resource = zerobounce.with_settings(settings)
+    client = zerobounce.get_client()
 
     async def run() -> VerificationReport:
-        options = dict(budget=VendorBudget(db, part.tenant_id, manifest.run_id),
-                       max_verifications=settings.zerobounce_max_verifications, db=db, tenant_id=part.tenant_id)
-        client = zerobounce_resource.client()
-        if client is None:
-            return await verify_emails(emails, client=None, **options)
         async with client:
-            return await verify_emails(emails, client=client, **options)
+            return await verify_emails(emails, night, client)
 
     report = asyncio.run(run())
     # A primary found suppressed tonight gives way to the next best address.
-    assign_primary_contacts(db, part.tenant_id, company_ids, titles)
-    record_stage(db, part, manifest, "verified_emails", report.to_dict(), report.degradations)
-    with db.tenant(part.tenant_id) as conn:
-        primary = contacts_db.primary_contacts(conn, part.tenant_id, company_ids)
-        names = {cid: row["name"] for cid, row in acra_db.companies_by_id(conn, company_ids).items()}
+    assign_primary_contacts(night, company_ids, titles)
+    night.record_stage("verified_emails", report.to_dict(), report.degradations)
+    with night.transaction() as conn:
+        primary = contacts_db.primary_contacts(conn, company_ids)
+        names = {cid: row.name for cid, row in acra_db.companies_by_id(conn, list(company_ids)).items()}
     rows = [{"company": names[cid], "primary contact": email or "-",
              "verification": report.policies.get(email, "unverified") if email else "-"}
             for cid in company_ids for email in [primary.get(cid)]]

@@ -7,6 +7,7 @@ import json
 
 import psycopg
 
+from nightly_pipeline.db.rows import MappingRow
 from nightly_pipeline.domain.acra import CompanyRecord, StagingRow
 from nightly_pipeline.domain.icp import CompanyFacts
 
@@ -115,9 +116,35 @@ def company_facts(conn: psycopg.Connection) -> list[CompanyFacts]:
     return [CompanyFacts(**r) for r in rows]
 
 
-def companies_by_id(conn: psycopg.Connection, company_ids: list[int]) -> dict[int, dict]:
-    rows = conn.execute("SELECT * FROM companies WHERE company_id = ANY(%s)", (company_ids,)).fetchall()
-    return {r["company_id"]: r for r in rows}
+@dataclasses.dataclass(frozen=True)
+class CompanyRow(MappingRow):
+    """A ``companies`` row: the registry's facts and the website found for it."""
+
+    company_id: int
+    uen: str
+    name: str
+    legal_name: str
+    entity_type: str | None
+    entity_status: str | None
+    is_live: bool
+    ssic_code: str | None
+    ssic_description: str | None
+    incorporation_date: dt.date | None
+    incorporation_year: int | None
+    postal_code: str | None
+    street_name: str | None
+    website_domain: str | None
+    website_source: str | None
+    website_confidence: float | None
+
+
+_COMPANY_ROW_COLUMNS = ", ".join(field.name for field in dataclasses.fields(CompanyRow))
+
+
+def companies_by_id(conn: psycopg.Connection, company_ids: list[int]) -> dict[int, CompanyRow]:
+    rows = conn.execute(f"SELECT {_COMPANY_ROW_COLUMNS} FROM companies WHERE company_id = ANY(%s)",
+                        (company_ids,)).fetchall()
+    return {r["company_id"]: CompanyRow(**r) for r in rows}
 
 
 def count_companies(conn: psycopg.Connection) -> int:

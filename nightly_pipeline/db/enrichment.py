@@ -1,5 +1,7 @@
 """Per-company results of a tenant's night (``company_enrichment_runs``) and what they teach the
-shared ``companies`` table (website, firmographics, with per-field provenance)."""
+shared ``companies`` table (website, firmographics, with per-field provenance).
+
+The tenant's functions run in its transaction (``Database.tenant``) and read the tenant from it."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +11,9 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from nightly_pipeline.db.rows import MappingRow
+from nightly_pipeline.db.tenants import scoped_tenant_id
 
 FIRMOGRAPHIC_FIELDS = ("industry", "employees_estimate", "revenue_bucket", "hq", "products_services",
                        "business_model", "about")
@@ -26,33 +31,51 @@ class CompanyRunRecord:
     corpus: str | None
 
 
-def done_company_ids(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID) -> set[int]:
+def done_company_ids(conn: psycopg.Connection, run_id: uuid.UUID) -> set[int]:
     """Companies this run already finished: a re-run resumes instead of paying again (errors retry)."""
     rows = conn.execute("""SELECT company_id FROM company_enrichment_runs
-                           WHERE tenant_id = %s AND run_id = %s AND outcome <> 'error'""",
-                        (tenant_id, run_id)).fetchall()
+                           WHERE tenant_id = current_tenant_id() AND run_id = %s AND outcome <> 'error'""",
+                        (run_id,)).fetchall()
     return {r["company_id"] for r in rows}
 
 
-def save_company_run(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, record: CompanyRunRecord) -> None:
+def save_company_run(conn: psycopg.Connection, run_id: uuid.UUID, record: CompanyRunRecord) -> None:
     conn.execute(
-        """INSERT INTO company_enrichment_runs (tenant_id, run_id, company_id, outcome, degraded, reasons, signals,
-                                                extraction, corpus_hash, corpus)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """INSERT INTO company_enrichment_runs (run_id, company_id, outcome, degraded, reasons, signals, extraction,
+                                                corpus_hash, corpus)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (tenant_id, run_id, company_id) DO UPDATE SET outcome = excluded.outcome,
                degraded = excluded.degraded, reasons = excluded.reasons, signals = excluded.signals,
                extraction = excluded.extraction, corpus_hash = excluded.corpus_hash, corpus = excluded.corpus,
                updated_at = now()""",
-        (tenant_id, run_id, record.company_id, record.outcome, record.degraded, Jsonb(record.reasons),
+        (run_id, record.company_id, record.outcome, record.degraded, Jsonb(record.reasons),
          Jsonb(record.signals), Jsonb(record.extraction), record.corpus_hash, record.corpus))
 
 
-def run_records(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID) -> list[dict[str, Any]]:
-    return conn.execute(
-        """SELECT r.company_id, c.name, c.uen, c.website_domain, r.outcome, r.degraded, r.reasons, r.signals,
-                  r.extraction, r.corpus_hash
+@dataclasses.dataclass(frozen=True)
+class RunRecord(MappingRow):
+    """What tonight's crawl stage recorded about one company, with the company's names and domain."""
+
+    company_id: int
+    name: str
+    legal_name: str
+    uen: str
+    website_domain: str | None
+    outcome: str
+    degraded: bool
+    reasons: list[str]
+    signals: dict[str, Any]
+    extraction: dict[str, Any]
+    corpus_hash: str | None
+
+
+def run_records(conn: psycopg.Connection, run_id: uuid.UUID) -> list[RunRecord]:
+    rows = conn.execute(
+        """SELECT r.company_id, c.name, c.legal_name, c.uen, c.website_domain, r.outcome, r.degraded, r.reasons,
+                  r.signals, r.extraction, r.corpus_hash
            FROM company_enrichment_runs r JOIN companies c USING (company_id)
-           WHERE r.tenant_id = %s AND r.run_id = %s ORDER BY r.company_id""", (tenant_id, run_id)).fetchall()
+           WHERE r.tenant_id = current_tenant_id() AND r.run_id = %s ORDER BY r.company_id""", (run_id,)).fetchall()
+    return [RunRecord(**row) for row in rows]
 
 
 def record_website(conn: psycopg.Connection, company_id: int, domain: str, source: str, confidence: float) -> None:
@@ -66,8 +89,10 @@ def record_website(conn: psycopg.Connection, company_id: int, domain: str, sourc
 
 
 def record_firmographics(conn: psycopg.Connection, company_id: int, profile: dict[str, Any], *, source: str,
-                         tenant_id: int, run_id: uuid.UUID, crawled_at: dt.datetime) -> list[str]:
-    """Write the known fields of an extracted profile; each field's provenance says where it came from."""
+                         run_id: uuid.UUID, crawled_at: dt.datetime) -> list[str]:
+    """Write the known fields of an extracted profile; each field's provenance says where it came from
+    (the source, its confidence, and the tenant and run whose transaction this is)."""
+    tenant_id = scoped_tenant_id(conn)
     updates: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     for field in FIRMOGRAPHIC_FIELDS:

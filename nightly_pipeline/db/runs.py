@@ -11,6 +11,8 @@ import uuid
 
 import psycopg
 
+from nightly_pipeline.db.tenants import scoped_tenant_id
+
 
 @dataclasses.dataclass(frozen=True)
 class VendorSpend:
@@ -41,32 +43,34 @@ class NightRecord:
     spend: tuple[VendorSpend, ...] = ()
 
 
-def night(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> NightRecord:
+def night(conn: psycopg.Connection, run_date: dt.date) -> NightRecord:
+    """The night of the tenant the transaction serves."""
+    tenant_id = scoped_tenant_id(conn)
     manifest = conn.execute(
         """SELECT run_id, dagster_run_id, status, error_summary, started_at, finished_at,
                   cardinality(selected_company_ids) AS targets, step_counters, degradations
-           FROM enrichment_runs WHERE tenant_id = %s AND run_date = %s""", (tenant_id, run_date)).fetchone()
+           FROM enrichment_runs WHERE run_date = %s""", (run_date,)).fetchone()
     scores = conn.execute(
         """SELECT count(*) FILTER (WHERE shortlisted) AS shortlisted,
                   count(*) FILTER (WHERE shortlisted AND odoo_lead_id IS NOT NULL) AS leads_in_odoo
-           FROM lead_scores WHERE tenant_id = %s AND score_date = %s""", (tenant_id, run_date)).fetchone()
+           FROM lead_scores WHERE score_date = %s""", (run_date,)).fetchone()
     if manifest is None:
         return NightRecord(tenant_id, run_date, shortlisted=scores["shortlisted"],
                            leads_in_odoo=scores["leads_in_odoo"])
     run_id = manifest["run_id"]
     crawl_errors = conn.execute(
         """SELECT count(*) AS n FROM company_enrichment_runs
-           WHERE tenant_id = %s AND run_id = %s AND outcome = 'error'""", (tenant_id, run_id)).fetchone()["n"]
+           WHERE run_id = %s AND outcome = 'error'""", (run_id,)).fetchone()["n"]
     # A record that failed and then synced on a retry is no longer a failure: count each company's last try.
     odoo_errors = conn.execute(
         """SELECT count(*) AS n FROM (
                SELECT DISTINCT ON (company_id) error FROM odoo_sync_log
-               WHERE tenant_id = %s AND run_id = %s ORDER BY company_id, log_id DESC) last_try
-           WHERE error IS NOT NULL""", (tenant_id, run_id)).fetchone()["n"]
+               WHERE run_id = %s ORDER BY company_id, log_id DESC) last_try
+           WHERE error IS NOT NULL""", (run_id,)).fetchone()["n"]
     spend = conn.execute(
         """SELECT vendor, count(*) AS calls, coalesce(sum(units_charged), 0) AS units
-           FROM vendor_usage WHERE tenant_id = %s AND run_id = %s GROUP BY vendor ORDER BY vendor""",
-        (tenant_id, run_id)).fetchall()
+           FROM vendor_usage WHERE run_id = %s GROUP BY vendor ORDER BY vendor""",
+        (run_id,)).fetchall()
     return NightRecord(
         tenant_id=tenant_id, run_date=run_date, run_id=run_id, dagster_run_id=manifest["dagster_run_id"],
         status=manifest["status"], error_summary=manifest["error_summary"], started_at=manifest["started_at"],

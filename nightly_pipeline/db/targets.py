@@ -1,4 +1,5 @@
-"""ICP candidates and the nightly run manifests in ``enrichment_runs``."""
+"""ICP candidates and the nightly run manifests in ``enrichment_runs``, in the tenant's transaction
+(``Database.tenant``), which names the tenant."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,22 +20,22 @@ class CandidateCounts:
     removed: int
 
 
-def replace_icp_candidates(conn: psycopg.Connection, tenant_id: int, matches: list[IcpMatch],
-                           refreshed_on: dt.date) -> CandidateCounts:
+def replace_icp_candidates(conn: psycopg.Connection, matches: list[IcpMatch], refreshed_on: dt.date) -> CandidateCounts:
     """Make the tenant's candidate set exactly ``matches`` (with their reasons)."""
     ids = [m.company_id for m in matches]
     removed = conn.execute("""DELETE FROM icp_candidate_companies
-                              WHERE tenant_id = %s AND NOT (company_id = ANY(%s))""", (tenant_id, ids)).rowcount
+                              WHERE tenant_id = current_tenant_id() AND NOT (company_id = ANY(%s))""",
+                           (ids,)).rowcount
     added = 0
     if matches:
         with conn.cursor() as cur:
             cur.executemany(
-                """INSERT INTO icp_candidate_companies (tenant_id, company_id, match_score, reasons, refreshed_on)
-                   VALUES (%s, %s, %s, %s, %s)
+                """INSERT INTO icp_candidate_companies (company_id, match_score, reasons, refreshed_on)
+                   VALUES (%s, %s, %s, %s)
                    ON CONFLICT (tenant_id, company_id) DO UPDATE SET match_score = excluded.match_score,
                        reasons = excluded.reasons, refreshed_on = excluded.refreshed_on, refreshed_at = now()
                    RETURNING (xmax = 0) AS inserted""",
-                [(tenant_id, m.company_id, m.score, Jsonb(list(m.reasons)), refreshed_on) for m in matches],
+                [(m.company_id, m.score, Jsonb(list(m.reasons)), refreshed_on) for m in matches],
                 returning=True)
             while True:
                 row = cur.fetchone()
@@ -44,15 +45,15 @@ def replace_icp_candidates(conn: psycopg.Connection, tenant_id: int, matches: li
     return CandidateCounts(current=len(matches), added=added, removed=removed)
 
 
-def candidates_with_history(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> list[Candidate]:
+def candidates_with_history(conn: psycopg.Connection, run_date: dt.date) -> list[Candidate]:
     """Candidates with the last date an earlier manifest of this tenant selected them."""
     rows = conn.execute("""
         WITH history AS (
             SELECT unnest(selected_company_ids) AS company_id, max(run_date) AS last_targeted_on
-            FROM enrichment_runs WHERE tenant_id = %(t)s AND run_date < %(d)s GROUP BY 1)
+            FROM enrichment_runs WHERE tenant_id = current_tenant_id() AND run_date < %(d)s GROUP BY 1)
         SELECT c.company_id, c.match_score, h.last_targeted_on
         FROM icp_candidate_companies c LEFT JOIN history h USING (company_id)
-        WHERE c.tenant_id = %(t)s ORDER BY c.company_id""", {"t": tenant_id, "d": run_date}).fetchall()
+        WHERE c.tenant_id = current_tenant_id() ORDER BY c.company_id""", {"d": run_date}).fetchall()
     return [Candidate(r["company_id"], float(r["match_score"]), r["last_targeted_on"]) for r in rows]
 
 
@@ -70,62 +71,60 @@ class Manifest:
     created: bool = False
 
 
-def get_manifest(conn: psycopg.Connection, tenant_id: int, run_date: dt.date) -> Manifest | None:
+def get_manifest(conn: psycopg.Connection, run_date: dt.date) -> Manifest | None:
     row = conn.execute("""SELECT tenant_id, run_id, run_date, selected_company_ids, target_reasons, caps,
                                  budget_snapshot, dagster_run_id, status
-                          FROM enrichment_runs WHERE tenant_id = %s AND run_date = %s""",
-                       (tenant_id, run_date)).fetchone()
+                          FROM enrichment_runs WHERE tenant_id = current_tenant_id() AND run_date = %s""",
+                       (run_date,)).fetchone()
     return Manifest(**row) if row else None
 
 
-def get_manifest_by_run_id(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID) -> Manifest | None:
+def get_manifest_by_run_id(conn: psycopg.Connection, run_id: uuid.UUID) -> Manifest | None:
     row = conn.execute("""SELECT tenant_id, run_id, run_date, selected_company_ids, target_reasons, caps,
                                  budget_snapshot, dagster_run_id, status
-                          FROM enrichment_runs WHERE tenant_id = %s AND run_id = %s""",
-                       (tenant_id, run_id)).fetchone()
+                          FROM enrichment_runs WHERE tenant_id = current_tenant_id() AND run_id = %s""",
+                       (run_id,)).fetchone()
     return Manifest(**row) if row else None
 
 
-def create_manifest(conn: psycopg.Connection, tenant_id: int, run_date: dt.date, targets: list[Target],
-                    caps: dict, budget_snapshot: dict, dagster_run_id: str | None) -> Manifest:
+def create_manifest(conn: psycopg.Connection, run_date: dt.date, targets: list[Target], caps: dict,
+                    budget_snapshot: dict, dagster_run_id: str | None) -> Manifest:
     """Record tonight's choice, or return the one already recorded for this tenant and date."""
     run_id = uuid.uuid4()
     reasons = {str(t.company_id): t.reason for t in targets}
     row = conn.execute("""
-        INSERT INTO enrichment_runs (tenant_id, run_id, run_date, selected_company_ids, target_reasons, caps,
-                                     budget_snapshot, dagster_run_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO enrichment_runs (run_id, run_date, selected_company_ids, target_reasons, caps, budget_snapshot,
+                                     dagster_run_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (tenant_id, run_date) DO NOTHING
         RETURNING run_id""",
-        (tenant_id, run_id, run_date, [t.company_id for t in targets], Jsonb(reasons), Jsonb(caps),
+        (run_id, run_date, [t.company_id for t in targets], Jsonb(reasons), Jsonb(caps),
          Jsonb(budget_snapshot), dagster_run_id)).fetchone()
-    manifest = get_manifest(conn, tenant_id, run_date)
+    manifest = get_manifest(conn, run_date)
     assert manifest is not None
     return dataclasses.replace(manifest, created=row is not None)
 
 
-def record_step(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, step: str, counters: dict,
+def record_step(conn: psycopg.Connection, run_id: uuid.UUID, step: str, counters: dict,
                 status: str | None = None) -> None:
     conn.execute("""UPDATE enrichment_runs
                     SET step_counters = step_counters || jsonb_build_object(%s::text, %s::jsonb),
                         status = coalesce(%s, status)
-                    WHERE tenant_id = %s AND run_id = %s""",
-                 (step, Jsonb(counters), status, tenant_id, run_id))
+                    WHERE tenant_id = current_tenant_id() AND run_id = %s""",
+                 (step, Jsonb(counters), status, run_id))
 
 
-def record_degradations(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, step: str,
-                        causes: list[str]) -> None:
+def record_degradations(conn: psycopg.Connection, run_id: uuid.UUID, step: str, causes: list[str]) -> None:
     """Name every degradation of a step in the run's record (replacing that step's earlier ones)."""
     conn.execute("""UPDATE enrichment_runs
                     SET degradations = (SELECT coalesce(jsonb_agg(d), '[]'::jsonb)
                                         FROM jsonb_array_elements(degradations) d
                                         WHERE d ->> 'step' IS DISTINCT FROM %s)
                                        || %s::jsonb
-                    WHERE tenant_id = %s AND run_id = %s""",
-                 (step, Jsonb([{"step": step, "cause": c} for c in causes]), tenant_id, run_id))
+                    WHERE tenant_id = current_tenant_id() AND run_id = %s""",
+                 (step, Jsonb([{"step": step, "cause": c} for c in causes]), run_id))
 
 
-def finish_run(conn: psycopg.Connection, tenant_id: int, run_id: uuid.UUID, status: str,
-               error_summary: str | None = None) -> None:
+def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, status: str, error_summary: str | None = None) -> None:
     conn.execute("""UPDATE enrichment_runs SET status = %s, error_summary = %s, finished_at = now()
-                    WHERE tenant_id = %s AND run_id = %s""", (status, error_summary, tenant_id, run_id))
+                    WHERE tenant_id = current_tenant_id() AND run_id = %s""", (status, error_summary, run_id))

@@ -1,4 +1,9 @@
-"""Tenants, their Odoo connections and ICPs."""
+"""Tenants, their Odoo connections and ICPs.
+
+The registry functions (``register_tenant``, ``directory``, ``set_status``, ``set_export_unverified``)
+span tenants and run in ``Database.shared``; the rest run in the tenant's own transaction
+(``Database.tenant``) and read the tenant from it.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +12,8 @@ import datetime as dt
 import psycopg
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
+
+from nightly_pipeline.db.database import TenantNotSet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,39 +101,46 @@ def set_export_unverified(conn: psycopg.Connection, tenant_id: int, allowed: boo
     _administer(conn, "SELECT set_tenant_export_unverified(%s, %s)", tenant_id, allowed, "export policy")
 
 
-def get_tenant(conn: psycopg.Connection, tenant_id: int) -> TenantInfo:
-    """In a transaction scoped to ``tenant_id``."""
+def scoped_tenant_id(conn: psycopg.Connection) -> int:
+    """The tenant the connection's transaction serves; :class:`TenantNotSet` outside ``Database.tenant``."""
+    tenant_id = conn.execute("SELECT current_tenant_id() AS tenant_id").fetchone()["tenant_id"]
+    if tenant_id is None:
+        raise TenantNotSet("this needs a tenant transaction (Database.tenant), not a shared one")
+    return tenant_id
+
+
+def get_tenant(conn: psycopg.Connection) -> TenantInfo:
     row = conn.execute("""SELECT t.tenant_id, t.name, t.status, t.daily_cap, t.created_at, t.export_unverified,
                                  coalesce(o.active, false) AS odoo_active
                           FROM tenants t LEFT JOIN odoo_connections o USING (tenant_id)
-                          WHERE t.tenant_id = %s""", (tenant_id,)).fetchone()
+                          WHERE t.tenant_id = current_tenant_id()""").fetchone()
     if row is None:
-        raise TenantNotFound(f"no tenant with id {tenant_id}")
+        raise TenantNotFound(f"no tenant with id {scoped_tenant_id(conn)}")
     return TenantInfo(**row)
 
 
-def upsert_odoo_connection(conn: psycopg.Connection, tenant_id: int, connection: OdooConnection) -> None:
-    conn.execute("""INSERT INTO odoo_connections (tenant_id, url, db_name, username, password_env, active)
-                    VALUES (%s, %s, %s, %s, %s, %s)
+def upsert_odoo_connection(conn: psycopg.Connection, connection: OdooConnection) -> None:
+    conn.execute("""INSERT INTO odoo_connections (url, db_name, username, password_env, active)
+                    VALUES (%s, %s, %s, %s, %s)
                     ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, db_name = excluded.db_name,
                         username = excluded.username, password_env = excluded.password_env,
                         active = excluded.active, updated_at = now()""",
-                 (tenant_id, connection.url, connection.db_name, connection.username, connection.password_env,
+                 (connection.url, connection.db_name, connection.username, connection.password_env,
                   connection.active))
 
 
-def get_odoo_connection(conn: psycopg.Connection, tenant_id: int) -> OdooConnection | None:
+def get_odoo_connection(conn: psycopg.Connection) -> OdooConnection | None:
     row = conn.execute("""SELECT url, db_name, username, password_env, active FROM odoo_connections
-                          WHERE tenant_id = %s""", (tenant_id,)).fetchone()
+                          WHERE tenant_id = current_tenant_id()""").fetchone()
     return OdooConnection(**row) if row else None
 
 
-def set_icp(conn: psycopg.Connection, tenant_id: int, payload: dict) -> None:
-    conn.execute("""INSERT INTO icp_rules (tenant_id, payload) VALUES (%s, %s)
+def set_icp(conn: psycopg.Connection, payload: dict) -> None:
+    conn.execute("""INSERT INTO icp_rules (payload) VALUES (%s)
                     ON CONFLICT (tenant_id) DO UPDATE SET payload = excluded.payload, updated_at = now()""",
-                 (tenant_id, Jsonb(payload)))
+                 (Jsonb(payload),))
 
 
-def get_icp(conn: psycopg.Connection, tenant_id: int) -> dict | None:
-    row = conn.execute("SELECT payload FROM icp_rules WHERE tenant_id = %s", (tenant_id,)).fetchone()
+def get_icp(conn: psycopg.Connection) -> dict | None:
+    row = conn.execute("SELECT payload FROM icp_rules WHERE tenant_id = current_tenant_id()").fetchone()
     return row["payload"] if row else None

@@ -32,7 +32,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.database import Database, tenant_lock
-from nightly_pipeline.domain.scoring import FEATURE_LABELS, buckets_at_or_above
+from nightly_pipeline.scoring.score import FEATURE_LABELS, buckets_at_or_above
 from nightly_pipeline.odoo_sync.matching import (
     CompanyMatch,
     changes_to_fill,
@@ -377,6 +377,6 @@ def sync_and_record(db: Database, sync: OdooSync, records: Sequence[SyncRecord],
         report = sync.sync(records)
         entries = [log_entry(outcome) for outcome in report.outcomes]
         with db.tenant(sync.tenant_id) as conn:
-            scores_db.insert_sync_log(conn, sync.tenant_id, run_id, entries)
-            scores_db.record_odoo_ids(conn, sync.tenant_id, score_date, entries)
+            scores_db.insert_sync_log(conn, run_id, entries)
+            scores_db.record_odoo_ids(conn, score_date, entries)
     return report

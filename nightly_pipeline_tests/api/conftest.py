@@ -150,10 +150,10 @@ def add_tenant(db: Database, name: str, *, odoo_active: bool = True, icp: dict |
     with db.shared() as conn:
         tenant_id = tenants_db.register_tenant(conn, name, None)
     with db.tenant(tenant_id) as conn:
-        tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
+        tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
             odoo_url, odoo_db, "admin", password_env, odoo_active))
         if icp is not None:
-            tenants_db.set_icp(conn, tenant_id, icp)
+            tenants_db.set_icp(conn, icp)
     return tenant_id
 
 

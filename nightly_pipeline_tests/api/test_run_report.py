@@ -57,10 +57,10 @@ def record_a_night(db, admin, tenant: int) -> targets_db.Manifest:
     """A night as the stages leave it: 3 targets, one crawl error, 2 shortlisted, spend, one Odoo failure."""
     ids = companies(admin, 3)
     with db.tenant(tenant) as conn:
-        manifest = targets_db.create_manifest(conn, tenant, DAY, [Target(c, Tier.NEVER_SEEN, 0.9, None) for c in ids],
+        manifest = targets_db.create_manifest(conn, DAY, [Target(c, Tier.NEVER_SEEN, 0.9, None) for c in ids],
                                               caps={}, budget_snapshot={}, dagster_run_id=None)
-        targets_db.record_step(conn, tenant, manifest.run_id, "contacts", {"found": 4}, status="running")
-        targets_db.record_degradations(conn, tenant, manifest.run_id, "contacts", ["LUSHA_API_KEY is unset"])
+        targets_db.record_step(conn, manifest.run_id, "contacts", {"found": 4}, status="running")
+        targets_db.record_degradations(conn, manifest.run_id, "contacts", ["LUSHA_API_KEY is unset"])
         conn.execute("""INSERT INTO company_enrichment_runs (tenant_id, run_id, company_id, outcome)
                         VALUES (%s, %s, %s, 'ok'), (%s, %s, %s, 'error')""",
                      (tenant, manifest.run_id, ids[0], tenant, manifest.run_id, ids[1]))
@@ -72,10 +72,10 @@ def record_a_night(db, admin, tenant: int) -> targets_db.Manifest:
         entry = lambda company, error: scores_db.SyncLogEntry(company, None, [], None, "error" if error else "create",  # noqa: E731
                                                              [], error)
         # The first company failed, then synced on a retry; the second failed for good.
-        scores_db.insert_sync_log(conn, tenant, manifest.run_id, [entry(ids[0], "timeout"), entry(ids[1], "timeout")])
-        scores_db.insert_sync_log(conn, tenant, manifest.run_id, [entry(ids[0], None)])
-        targets_db.record_step(conn, tenant, manifest.run_id, "odoo_sync", {"lead": {"created": 1}, "failed": 1})
-        targets_db.finish_run(conn, tenant, manifest.run_id, "partial", "1 Odoo records failed; retried next run")
+        scores_db.insert_sync_log(conn, manifest.run_id, [entry(ids[0], "timeout"), entry(ids[1], "timeout")])
+        scores_db.insert_sync_log(conn, manifest.run_id, [entry(ids[0], None)])
+        targets_db.record_step(conn, manifest.run_id, "odoo_sync", {"lead": {"created": 1}, "failed": 1})
+        targets_db.finish_run(conn, manifest.run_id, "partial", "1 Odoo records failed; retried next run")
     budget = VendorBudget(db, tenant, manifest.run_id)
     for vendor, units in (("tavily", 3), ("tavily", 2), ("openai", 1200)):
         budget.settle(budget.reserve(vendor, "call", units, cap=10_000), charged=units, status="ok")
@@ -117,7 +117,7 @@ def test_a_finished_night_reports_counts_degradations_spend_cost_and_stage_timin
 def test_a_night_that_died_in_a_stage_reads_failed_with_the_stage(db):
     tenant = add_tenant(db, "acme")
     with db.tenant(tenant) as conn:
-        targets_db.create_manifest(conn, tenant, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
+        targets_db.create_manifest(conn, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
     with dg.instance_for_test() as instance:
         broken_night.execute_in_process(instance=instance, tags=night_tags(tenant, DAY), raise_on_error=False)
         report = night_report(db, instance, load_settings({}), tenant, DAY)
@@ -135,8 +135,8 @@ def test_each_tenant_reads_only_its_own_night(db, admin):
         tenants_db.set_status(conn, disabled, "disabled")
     record_a_night(db, admin, a)
     with db.tenant(b) as conn:
-        seen_by_b = runs_db.night(conn, a, DAY)  # asking for a's night inside b's transaction
-    assert seen_by_b.run_id is None and seen_by_b.shortlisted == 0 and seen_by_b.spend == ()
+        seen_by_b = runs_db.night(conn, DAY)  # a's night exists; b's transaction shows only b's
+    assert seen_by_b.tenant_id == b and seen_by_b.run_id is None and seen_by_b.shortlisted == 0 and seen_by_b.spend == ()
     reports = night_reports(db, dg.DagsterInstance.ephemeral(), load_settings({}), DAY)
     assert [(r["tenant_id"], r["status"], r["targets"]) for r in reports] == [(a, "partial", 3), (b, "not_started", None)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,18 +16,20 @@ import pytest
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
+from nightly_pipeline.db.enrichment import RunRecord
 from nightly_pipeline.domain.contacts import preferred_title_rank
-from nightly_pipeline.enrich.contacts_stage import (
+from nightly_pipeline.stages.contacts import (
     ContactsReport,
     assign_primary_contacts,
     find_contacts,
 )
-from nightly_pipeline.enrich.lusha_client import MAX_IN_FLIGHT, LushaClient
+from nightly_pipeline.settings import load_settings
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors.lusha import DISABLED, MAX_IN_FLIGHT, NO_KEY, LushaClient, NullLushaClient
 from nightly_pipeline_sandbox.base import FaultConfig, LatencyModel
-from nightly_pipeline_sandbox.harness import serving
 from nightly_pipeline_sandbox.lusha import LushaServer
 from nightly_pipeline_sandbox.people import LEADER_ROLES, people_for
+from nightly_pipeline_sandbox.harness import serving
 
 pytestmark = pytest.mark.database
 
@@ -71,22 +74,32 @@ def lusha_server(**options: Any) -> Iterator[LushaServer]:
         yield server
 
 
-def run_stage(server: LushaServer | None, companies: Sequence[dict[str, Any]], budget: VendorBudget, db: Database,
-              *, key: str = KEY, client_options: dict[str, Any] | None = None, **options: Any) -> ContactsReport:
-    settings = {"max_lookups": 500, "preferred_titles": PREFERRED, **options}
+def as_record(company: dict[str, Any]) -> RunRecord:
+    """The crawl stage's record of a company, as the contacts stage reads it."""
+    return RunRecord(company_id=company["company_id"], name=company["name"], legal_name=company["legal_name"],
+                     uen=f"T{company['company_id']:09d}", website_domain=company["website_domain"], outcome="crawled",
+                     degraded=False, reasons=[], signals=company["signals"], extraction={}, corpus_hash=None)
+
+
+def run_stage(server: LushaServer | None, companies: Sequence[dict[str, Any]], night: TenantNight, *,
+              key: str = KEY, client_options: dict[str, Any] | None = None, max_lookups: int = 500,
+              enabled: bool = True, **options: Any) -> ContactsReport:
+    night = dataclasses.replace(night, settings=load_settings({"LUSHA_MAX_CONTACT_LOOKUPS": str(max_lookups)}))
+    records = [as_record(company) for company in companies]
 
     async def run() -> ContactsReport:
-        if server is None:
-            return await find_contacts(companies, lusha=None, budget=budget, db=db, tenant_id=budget.tenant_id,
-                                       **settings)
-        async with LushaClient(key, base_url=server.url, **(client_options or {})) as client:
-            return await find_contacts(companies, lusha=client, budget=budget, db=db, tenant_id=budget.tenant_id,
-                                       **settings)
+        if server is None or not enabled:
+            client: LushaClient | NullLushaClient = NullLushaClient(NO_KEY if server is None else DISABLED)
+        else:
+            client = LushaClient(key, base_url=server.url, **(client_options or {}))
+        async with client:
+            return await find_contacts(records, night, client, **{"preferred_titles": PREFERRED, **options})
     return asyncio.run(run())
 
 
-def new_budget(db: Database, tenant: int) -> VendorBudget:
-    return VendorBudget(db, tenant, uuid.uuid4())
+def new_night(db: Database, tenant: int) -> TenantNight:
+    """A run of ``tenant`` with its own ledger (the contacts stage needs no manifest)."""
+    return TenantNight(db, tenant, uuid.uuid4(), dt.date(2026, 6, 1), load_settings({}))
 
 
 def stored_contacts(db: Database, tenant: int) -> list[dict[str, Any]]:
@@ -101,13 +114,13 @@ def ledger(db: Database, tenant: int) -> list[dict[str, Any]]:
 
 def test_cap_holds_for_many_concurrent_companies_and_ledger_matches_lusha(db: Database, tenant: int) -> None:
     companies = add_companies(db, 40)
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with lusha_server() as server:
-        report = run_stage(server, companies, budget, db, max_lookups=10)
+        report = run_stage(server, companies, night, max_lookups=10)
         stats = server.stats()
 
     assert report.lusha_contacts_enriched == stats["contacts_enriched"] == stats["credits_total"] == 10
-    usage = budget.usage()["lusha"]
+    usage = night.budget.usage()["lusha"]
     assert usage["charged"] == 10 and usage["reserved"] == 10
     searches = [row for row in ledger(db, tenant) if row["endpoint"] == SEARCH]
     assert len(searches) == stats["calls_by_endpoint"][SEARCH] and all(r["units_charged"] == 0 for r in searches)
@@ -125,7 +138,7 @@ def test_cap_holds_for_many_concurrent_companies_and_ledger_matches_lusha(db: Da
 def test_lusha_fills_in_preferred_people_and_they_become_primary(db: Database, tenant: int) -> None:
     companies = add_companies(db, 4)
     with lusha_server() as server:
-        report = run_stage(server, companies, new_budget(db, tenant), db)
+        report = run_stage(server, companies, new_night(db, tenant))
 
     assert report.companies_needing_lusha == 4 and report.degradations == []
     assert report.primary_contacts == 4
@@ -144,17 +157,17 @@ def test_lusha_fills_in_preferred_people_and_they_become_primary(db: Database, t
 def test_a_rerun_makes_no_lusha_calls_and_adds_no_rows(db: Database, tenant: int) -> None:
     companies = add_companies(db, 6)
     with lusha_server() as server:
-        first = run_stage(server, companies, new_budget(db, tenant), db)
+        first = run_stage(server, companies, new_night(db, tenant))
         requests_after_first = server.stats()["requests"]
         rows_after_first = stored_contacts(db, tenant)
-        second_budget = new_budget(db, tenant)
-        second = run_stage(server, companies, second_budget, db)
+        second_night = new_night(db, tenant)
+        second = run_stage(server, companies, second_night)
         stats = server.stats()
 
     assert first.lusha_contacts_enriched > 0
     assert stats["requests"] == requests_after_first
     assert second.lusha_cache_hits == 6 and second.lusha_searches == second.lusha_enrich_calls == 0
-    assert second_budget.usage() == {}
+    assert second_night.budget.usage() == {}
     assert [(r["company_id"], r["email"], r["source"]) for r in stored_contacts(db, tenant)] == [
         (r["company_id"], r["email"], r["source"]) for r in rows_after_first]
 
@@ -162,9 +175,9 @@ def test_a_rerun_makes_no_lusha_calls_and_adds_no_rows(db: Database, tenant: int
 def test_after_the_cache_expires_known_contacts_are_not_paid_for_again(db: Database, tenant: int) -> None:
     companies = add_companies(db, 3)
     with lusha_server() as server:
-        first = run_stage(server, companies, new_budget(db, tenant), db, cache_days=0)
+        first = run_stage(server, companies, new_night(db, tenant), cache_days=0)
         credits_after_first = server.stats()["credits_total"]
-        second = run_stage(server, companies, new_budget(db, tenant), db, cache_days=0)
+        second = run_stage(server, companies, new_night(db, tenant), cache_days=0)
         stats = server.stats()
 
     assert second.lusha_searches == 3 and second.lusha_enrich_calls == 0
@@ -176,13 +189,13 @@ def test_after_the_cache_expires_known_contacts_are_not_paid_for_again(db: Datab
 def test_site_and_lusha_sightings_of_one_address_merge_into_one_row(db: Database, tenant: int) -> None:
     [company] = add_companies(db, 1)
     with lusha_server() as server:
-        run_stage(server, [company], new_budget(db, tenant), db)
+        run_stage(server, [company], new_night(db, tenant))
         [leader] = [r for r in stored_contacts(db, tenant) if r["title"] in LEADER_TITLES]
         # Next night the site publishes the leader's address itself.
         company["signals"]["emails"].append({"email": leader["email"].upper(), "kind": "personal",
                                              "on_company_domain": True, "free_mail": False, "source": "text"})
         requests_before = server.stats()["requests"]
-        report = run_stage(server, [company], new_budget(db, tenant), db)
+        report = run_stage(server, [company], new_night(db, tenant))
         assert server.stats()["requests"] == requests_before, "a personal site contact needs no Lusha"
 
     rows = stored_contacts(db, tenant)
@@ -198,13 +211,13 @@ def test_site_and_lusha_sightings_of_one_address_merge_into_one_row(db: Database
 def test_a_suppressed_primary_is_replaced_after_verification(db: Database, tenant: int) -> None:
     [company] = add_companies(db, 1)
     with lusha_server() as server:
-        run_stage(server, [company], new_budget(db, tenant), db)
+        run_stage(server, [company], new_night(db, tenant))
     [primary] = [r for r in stored_contacts(db, tenant) if r["is_primary"]]
     with db.tenant(tenant) as conn:
-        contacts_db.put_verifications(conn, tenant, [contacts_db.VerificationRecord(
+        contacts_db.put_verifications(conn, [contacts_db.VerificationRecord(
             primary["email"], "spamtrap", None, "suppressed", ttl=dt.timedelta(days=90))])
 
-    chosen = assign_primary_contacts(db, tenant, [company["company_id"]], PREFERRED)
+    chosen = assign_primary_contacts(new_night(db, tenant), [company["company_id"]], PREFERRED)
 
     flagged = [r["email"] for r in stored_contacts(db, tenant) if r["is_primary"]]
     assert flagged == [chosen[company["company_id"]]] and primary["email"] not in flagged
@@ -217,9 +230,9 @@ def test_a_429_storm_ends_in_a_clean_degradation(db: Database, tenant: int) -> N
     async def recorded_sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with lusha_server(faults=FaultConfig(rate_429=1.0, retry_after_s=2)) as server:
-        report = run_stage(server, companies, budget, db,
+        report = run_stage(server, companies, night,
                            client_options={"sleep": recorded_sleep, "max_attempts": 4})
         stats = server.stats()
 
@@ -229,7 +242,7 @@ def test_a_429_storm_ends_in_a_clean_degradation(db: Database, tenant: int) -> N
         "each company that started gave up after exactly max_attempts requests; later ones did not start"
     assert len(waits) == 3 * companies_tried
     assert all(wait >= 2 for wait in waits), "each retry waits at least what Retry-After asked"
-    assert budget.usage()["lusha"]["reserved"] == 0
+    assert night.budget.usage()["lusha"]["reserved"] == 0
     assert {r["source"] for r in stored_contacts(db, tenant)} == {"site"}
     assert report.primary_contacts == 5
 
@@ -252,7 +265,7 @@ def test_a_tight_per_minute_limit_is_waited_out_using_lushas_reset_times(db: Dat
     companies = add_companies(db, 8)
     clock = VirtualClock()
     with lusha_server(per_minute=4, clock=clock) as server:
-        report = run_stage(server, companies, new_budget(db, tenant), db, client_options={"sleep": clock.sleep})
+        report = run_stage(server, companies, new_night(db, tenant), client_options={"sleep": clock.sleep})
         stats = server.stats()
 
     assert stats["rate_limited"] > 0
@@ -285,7 +298,7 @@ def test_at_most_five_calls_are_in_flight(db: Database, tenant: int) -> None:
     companies = add_companies(db, 20)
     transport = CountingTransport()
     with lusha_server(latency=LatencyModel(median_s=0.02, sigma=0.0, scale=1.0)) as server:
-        report = run_stage(server, companies, new_budget(db, tenant), db, client_options={"transport": transport})
+        report = run_stage(server, companies, new_night(db, tenant), client_options={"transport": transport})
 
     assert report.lusha_searches >= 20
     assert 1 < transport.peak <= MAX_IN_FLIGHT
@@ -293,13 +306,13 @@ def test_at_most_five_calls_are_in_flight(db: Database, tenant: int) -> None:
 
 def test_without_a_key_or_when_disabled_companies_keep_site_contacts(db: Database, tenant: int) -> None:
     companies = add_companies(db, 3)
-    report = run_stage(None, companies, new_budget(db, tenant), db)
+    report = run_stage(None, companies, new_night(db, tenant))
     assert report.degradations == [
         "no LUSHA_API_KEY: 3 companies without a personal site contact kept site contacts only"]
     assert report.primary_contacts == 3 and report.site_contacts == 3
 
     with lusha_server() as server:
-        disabled = run_stage(server, companies, new_budget(db, tenant), db, enabled=False)
+        disabled = run_stage(server, companies, new_night(db, tenant), enabled=False)
         assert server.stats()["requests"] == 0
     assert disabled.degradations[0].startswith("Lusha fallback disabled")
     assert {r["source"] for r in stored_contacts(db, tenant)} == {"site"}
@@ -309,7 +322,7 @@ def test_a_refused_key_stops_lusha_without_naming_the_key(db: Database, tenant: 
     companies = add_companies(db, 4)
     secret = "not-the-right-secret-key"
     with lusha_server() as server:
-        report = run_stage(server, companies, new_budget(db, tenant), db, key=secret)
+        report = run_stage(server, companies, new_night(db, tenant), key=secret)
         stats = server.stats()
 
     [stopped] = [d for d in report.degradations if d.startswith("Lusha stopped")]
@@ -327,7 +340,7 @@ def test_only_the_companys_own_people_make_lusha_unnecessary(db: Database, tenan
                                                "on_company_domain": False, "free_mail": False, "source": "text"})
     no_site.update(website_domain=None, signals={})
     with lusha_server() as server:
-        report = run_stage(server, [staffed, agency_credit, no_site], new_budget(db, tenant), db)
+        report = run_stage(server, [staffed, agency_credit, no_site], new_night(db, tenant))
         searched = server.stats()["calls_by_endpoint"][SEARCH]
 
     assert (report.companies_with_site_personal, report.companies_needing_lusha) == (1, 2)
@@ -344,7 +357,7 @@ def test_only_the_companys_own_people_make_lusha_unnecessary(db: Database, tenan
 def test_once_the_cap_is_spent_later_companies_are_not_even_searched(db: Database, tenant: int) -> None:
     companies = add_companies(db, 5)
     with lusha_server() as server:
-        report = run_stage(server, companies, new_budget(db, tenant), db, max_lookups=0, concurrency=1)
+        report = run_stage(server, companies, new_night(db, tenant), max_lookups=0, concurrency=1)
         calls = server.stats()["calls_by_endpoint"]
     assert calls == {SEARCH: 1}
     assert report.companies_skipped_for_cap == 5 and report.cap_reached

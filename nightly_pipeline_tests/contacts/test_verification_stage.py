@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import socket
@@ -16,13 +17,14 @@ import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.contacts import VerificationPolicy
-from nightly_pipeline.enrich.verification_stage import VerificationReport, verify_emails
-from nightly_pipeline.enrich.zerobounce_client import ZeroBounceClient
+from nightly_pipeline.stages.verification import VerificationReport, verify_emails
+from nightly_pipeline.settings import load_settings
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors.zerobounce import NO_KEY, NullZeroBounceClient, ZeroBounceClient
 from nightly_pipeline_sandbox.base import FaultConfig
-from nightly_pipeline_sandbox.harness import serving
 from nightly_pipeline_sandbox.zerobounce import ZeroBounceServer
+from nightly_pipeline_sandbox.harness import serving
 
 pytestmark = pytest.mark.database
 
@@ -47,22 +49,26 @@ def zerobounce_server(**options: Any) -> Iterator[ZeroBounceServer]:
         yield server
 
 
-def run_stage(server: ZeroBounceServer | None, emails: Sequence[str], budget: VendorBudget, db: Database, *,
+def run_stage(server: ZeroBounceServer | None, emails: Sequence[str], night: TenantNight, *,
               key: str = KEY, bulk_url: str | None = None, max_verifications: int = 1_000,
               **options: Any) -> VerificationReport:
+    night = dataclasses.replace(
+        night, settings=load_settings({"ZEROBOUNCE_MAX_VERIFICATIONS": str(max_verifications)}))
+
     async def run() -> VerificationReport:
         if server is None:
-            return await verify_emails(emails, client=None, budget=budget, max_verifications=max_verifications,
-                                       db=db, tenant_id=budget.tenant_id, **options)
-        base = f"{server.url}/v2"
-        async with ZeroBounceClient(key, base_url=base, bulk_base_url=bulk_url or base) as client:
-            return await verify_emails(emails, client=client, budget=budget, max_verifications=max_verifications,
-                                       db=db, tenant_id=budget.tenant_id, **options)
+            client: ZeroBounceClient | NullZeroBounceClient = NullZeroBounceClient(NO_KEY)
+        else:
+            base = f"{server.url}/v2"
+            client = ZeroBounceClient(key, base_url=base, bulk_base_url=bulk_url or base)
+        async with client:
+            return await verify_emails(emails, night, client, **options)
     return asyncio.run(run())
 
 
-def new_budget(db: Database, tenant: int) -> VendorBudget:
-    return VendorBudget(db, tenant, uuid.uuid4())
+def new_night(db: Database, tenant: int) -> TenantNight:
+    """A run of ``tenant`` with its own ledger (verification needs no manifest)."""
+    return TenantNight(db, tenant, uuid.uuid4(), dt.date(2026, 6, 1), load_settings({}))
 
 
 def cache(db: Database, tenant: int) -> dict[str, dict[str, Any]]:
@@ -82,16 +88,16 @@ def valid_addresses(count: int, tag: str = "a") -> list[str]:
 
 def test_status_policy_through_the_sandbox(db: Database, tenant: int) -> None:
     emails = forced(2)
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with zerobounce_server() as server:
-        report = run_stage(server, [e.upper() for e in emails], budget, db, **FAST)
+        report = run_stage(server, [e.upper() for e in emails], night, **FAST)
         stats = server.stats()
 
     assert report.by_status == {status: 2 for status in STATUS_PREFIXES.values()}
     assert report.verified == 14 and report.unverified == 0 and report.degradations == []
     assert report.batch_calls == 1 and report.single_calls == 0
     assert report.credits_charged == 12 == stats["credits_used"], "unknown results are free"
-    assert budget.usage()["zerobounce"]["charged"] == 12
+    assert night.budget.usage()["zerobounce"]["charged"] == 12
     cached = cache(db, tenant)
     assert set(cached) == set(emails)
     for email, row in cached.items():
@@ -103,7 +109,7 @@ def test_status_policy_through_the_sandbox(db: Database, tenant: int) -> None:
 def test_a_handful_of_addresses_goes_through_single_validate(db: Database, tenant: int) -> None:
     with zerobounce_server() as server:
         report = run_stage(server, ["valid.a@acme.com.sg", "invalid.b@acme.com.sg", "valid.a@acme.com.sg"],
-                           new_budget(db, tenant), db, **FAST)
+                           new_night(db, tenant), **FAST)
         calls = server.stats()["calls_by_endpoint"]
     assert calls == {"getcredits": 1, "validate": 2}
     assert (report.requested, report.single_calls, report.batch_calls) == (2, 2, 0)
@@ -113,13 +119,13 @@ def test_a_handful_of_addresses_goes_through_single_validate(db: Database, tenan
 def test_a_rerun_pays_for_nothing(db: Database, tenant: int) -> None:
     emails = forced(2)
     with zerobounce_server() as server:
-        run_stage(server, emails, new_budget(db, tenant), db, **FAST)
+        run_stage(server, emails, new_night(db, tenant), **FAST)
         requests_after_first = server.stats()["requests"]
-        second_budget = new_budget(db, tenant)
-        second = run_stage(server, emails, second_budget, db, **FAST)
+        second_night = new_night(db, tenant)
+        second = run_stage(server, emails, second_night, **FAST)
         assert server.stats()["requests"] == requests_after_first
     assert (second.cache_hits, second.verified, second.credits_charged) == (14, 0, 0)
-    assert second_budget.usage() == {}
+    assert second_night.budget.usage() == {}
     assert second.by_policy == {"deliverable": 2, "risky": 4, "suppressed": 8}
 
 
@@ -127,23 +133,23 @@ def test_unknown_verdicts_are_verified_again_once_they_expire(db: Database, tena
     emails = forced(2)
     short_unknown = VerificationPolicy(ttl_by_status={"unknown": dt.timedelta(0)})
     with zerobounce_server() as server:
-        run_stage(server, emails, new_budget(db, tenant), db, policy=short_unknown, **FAST)
-        second = run_stage(server, emails, new_budget(db, tenant), db, policy=short_unknown, **FAST)
+        run_stage(server, emails, new_night(db, tenant), policy=short_unknown, **FAST)
+        second = run_stage(server, emails, new_night(db, tenant), policy=short_unknown, **FAST)
         calls = server.stats()["calls_by_endpoint"]
     assert (second.cache_hits, second.verified, second.by_status) == (12, 2, {"unknown": 2})
     assert calls["validate"] == 2 and calls["validatebatch"] == 1
 
 
 def test_the_cap_trims_the_last_batch_and_reports_the_rest(db: Database, tenant: int) -> None:
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with zerobounce_server() as server:
-        report = run_stage(server, valid_addresses(450), budget, db, max_verifications=300, **FAST)
+        report = run_stage(server, valid_addresses(450), night, max_verifications=300, **FAST)
         stats = server.stats()
 
     assert stats["addresses_validated"] == report.verified == 300
     assert report.unverified == 150
     assert report.degradations == ["ZeroBounce verification cap reached (300 per run): 150 addresses stay unverified"]
-    usage = budget.usage()["zerobounce"]
+    usage = night.budget.usage()["zerobounce"]
     assert usage["reserved"] == usage["charged"] == 300
     assert len(cache(db, tenant)) == 300
 
@@ -156,7 +162,7 @@ def scaled_clock(factor: float):
 def test_no_more_than_five_batches_in_any_rolling_minute(db: Database, tenant: int) -> None:
     # The sandbox's minute lasts 2 s here, and the limiter is given the same 2 s period.
     with zerobounce_server(clock=scaled_clock(30.0)) as server:
-        report = run_stage(server, valid_addresses(1_200), new_budget(db, tenant), db, max_verifications=1_200,
+        report = run_stage(server, valid_addresses(1_200), new_night(db, tenant), max_verifications=1_200,
                            batches_per_minute=5, period_s=2.0)
         stats = server.stats()
 
@@ -167,9 +173,9 @@ def test_no_more_than_five_batches_in_any_rolling_minute(db: Database, tenant: i
 
 
 def test_batches_sent_faster_than_allowed_are_throttled_and_delayed_to_next_night(db: Database, tenant: int) -> None:
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with zerobounce_server(clock=scaled_clock(30.0)) as server:
-        report = run_stage(server, valid_addresses(1_200), budget, db, max_verifications=1_200,
+        report = run_stage(server, valid_addresses(1_200), night, max_verifications=1_200,
                            batches_per_minute=1_000, period_s=2.0)
         stats = server.stats()
 
@@ -178,7 +184,7 @@ def test_batches_sent_faster_than_allowed_are_throttled_and_delayed_to_next_nigh
     assert delayed.startswith("verification delayed to next night: ZeroBounce validatebatch answered 429")
     assert report.verified == 1_000 and report.unverified == 200
     assert len(cache(db, tenant)) == 1_000
-    assert budget.usage()["zerobounce"]["charged"] == stats["credits_used"] == 1_000
+    assert night.budget.usage()["zerobounce"]["charged"] == stats["credits_used"] == 1_000
 
 
 def closed_port_url() -> str:
@@ -189,38 +195,38 @@ def closed_port_url() -> str:
 
 
 def test_an_outage_delays_verification_instead_of_failing(db: Database, tenant: int) -> None:
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with zerobounce_server() as server:
-        unreachable = run_stage(server, valid_addresses(300), budget, db, bulk_url=closed_port_url(), **FAST)
+        unreachable = run_stage(server, valid_addresses(300), night, bulk_url=closed_port_url(), **FAST)
     assert unreachable.degradations == ["verification delayed to next night: ZeroBounce validatebatch: ConnectError"]
     assert (unreachable.verified, unreachable.unverified) == (0, 300)
-    assert budget.usage()["zerobounce"]["charged"] == 0 and cache(db, tenant) == {}
+    assert night.budget.usage()["zerobounce"]["charged"] == 0 and cache(db, tenant) == {}
 
     with zerobounce_server(faults=FaultConfig(rate_5xx=1.0)) as server:
-        failing = run_stage(server, valid_addresses(300), new_budget(db, tenant), db, **FAST)
+        failing = run_stage(server, valid_addresses(300), new_night(db, tenant), **FAST)
     assert failing.degradations == ["verification delayed to next night: ZeroBounce getcredits answered 503"]
     assert failing.unverified == 300
 
 
 def test_an_account_running_out_of_credits_stops_verification(db: Database, tenant: int) -> None:
-    budget = new_budget(db, tenant)
+    night = new_night(db, tenant)
     with zerobounce_server(credits=150) as server:
-        report = run_stage(server, valid_addresses(200), budget, db, **FAST)
+        report = run_stage(server, valid_addresses(200), night, **FAST)
         stats = server.stats()
     assert report.verified == 150 and report.unverified == 50
     [refused] = report.degradations
     assert refused.startswith("ZeroBounce refused verification: ZeroBounce /validatebatch refused 50 addresses")
-    assert budget.usage()["zerobounce"]["charged"] == stats["credits_used"] == 150
+    assert night.budget.usage()["zerobounce"]["charged"] == stats["credits_used"] == 150
 
 
 def test_without_a_key_or_budget_addresses_stay_unverified(db: Database, tenant: int) -> None:
     emails = valid_addresses(20)
-    no_key = run_stage(None, emails, new_budget(db, tenant), db)
+    no_key = run_stage(None, emails, new_night(db, tenant))
     assert no_key.degradations == ["no ZEROBOUNCE_API_KEY: 20 addresses stay unverified"]
     assert no_key.unverified == 20
 
     with zerobounce_server() as server:
-        no_budget = run_stage(server, emails, new_budget(db, tenant), db, max_verifications=0, **FAST)
+        no_budget = run_stage(server, emails, new_night(db, tenant), max_verifications=0, **FAST)
         assert "validatebatch" not in server.stats()["calls_by_endpoint"]
     assert no_budget.degradations == ["ZeroBounce verification cap reached (0 per run): 20 addresses stay unverified"]
     assert cache(db, tenant) == {}
@@ -230,14 +236,14 @@ def test_a_refused_key_is_reported_and_never_printed(db: Database, tenant: int,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     secret = "not-the-right-zerobounce-key"
     with caplog.at_level(logging.INFO, logger="httpx"), zerobounce_server() as server:
-        report = run_stage(server, valid_addresses(10), new_budget(db, tenant), db, key=secret, **FAST)
+        report = run_stage(server, valid_addresses(10), new_night(db, tenant), key=secret, **FAST)
     assert report.degradations == [
         "ZeroBounce refused verification: ZeroBounce getcredits: the API key is not valid; addresses stay unverified"]
     assert "getcredits?api_key=" in caplog.text and secret not in caplog.text
 
 
 def test_the_rolling_window_limiter_admits_a_full_window_and_never_one_more() -> None:
-    from nightly_pipeline.enrich.verification_stage import RollingWindowLimiter
+    from nightly_pipeline.stages.verification import RollingWindowLimiter
 
     limiter = RollingWindowLimiter(3, 0.3)
     starts: list[float] = []

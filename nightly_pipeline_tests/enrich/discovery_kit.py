@@ -1,19 +1,14 @@
-"""Shared set-up of the discovery and Tavily fallback tests: the sandbox, a run's budget, clients."""
+"""Shared set-up of the discovery and Tavily fallback tests: the sandbox, a tenant's night, clients."""
 from __future__ import annotations
-
-import datetime as dt
 
 from tavily import TavilyClient
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig
 from nightly_pipeline.db import Database
-from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.db.targets import create_manifest
 from nightly_pipeline_sandbox.runner import SANDBOX_KEYS, Sandbox, SandboxConfig
 from nightly_pipeline_sandbox.world import Site, World
-
-RUN_DATE = dt.date(2026, 6, 1)
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline_tests.night_kit import new_night, register_tenant
 
 
 def fast_sandbox() -> Sandbox:
@@ -28,13 +23,9 @@ def tavily_client(sandbox: Sandbox, api_key: str = SANDBOX_KEYS["TAVILY_API_KEY"
     return TavilyClient(api_key=api_key, api_base_url=sandbox.tavily.url)
 
 
-def run_budget(db: Database) -> VendorBudget:
-    """The vendor ledger of a fresh tenant's run."""
-    with db.shared() as conn:
-        tenant = tenants_db.register_tenant(conn, "acme", None)
-    with db.tenant(tenant) as conn:
-        manifest = create_manifest(conn, tenant, RUN_DATE, [], caps={}, budget_snapshot={}, dagster_run_id=None)
-    return VendorBudget(db, tenant, manifest.run_id)
+def run_night(db: Database, max_queries: int = 10) -> TenantNight:
+    """A fresh tenant's night allowed ``max_queries`` Tavily queries."""
+    return new_night(db, register_tenant(db), TAVILY_MAX_QUERIES=str(max_queries))
 
 
 def plain_sites(world: World) -> list[Site]:

@@ -14,9 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nightly_pipeline.crawl.crawler import SiteCrawler
-from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.web import registrable_domain
-from nightly_pipeline.enrich.discovery import (
+from nightly_pipeline.stages.discovery import (
     NAME_CONFIDENCE,
     UEN_CONFIDENCE,
     DiscoveredWebsite,
@@ -25,13 +24,13 @@ from nightly_pipeline.enrich.discovery import (
     page_confirms_company,
     snippet_confirms_company,
 )
-from nightly_pipeline.enrich.tavily_fallback import SearchHit, TavilyFallback
+from nightly_pipeline.stages.tavily_fallback import SearchHit, TavilyFallback
 from nightly_pipeline_sandbox.runner import Sandbox
 from nightly_pipeline_sandbox.world import World
 from nightly_pipeline_tests.enrich.discovery_kit import (
     crawler_config,
     plain_sites,
-    run_budget,
+    run_night,
     tavily_client,
 )
 
@@ -266,12 +265,12 @@ def test_a_company_without_a_name_is_refused(sandbox: Sandbox) -> None:
 @pytest.mark.database
 def test_a_tavily_search_finds_a_site_whose_guesses_are_unreadable_but_not_a_lookalike(db, sandbox: Sandbox,
                                                                                         cast: Cast) -> None:
-    budget: VendorBudget = run_budget(db)
+    night = run_night(db, max_queries=10)
     sandbox.tavily.reset()
     unreadable = sandbox.world.sites[sandbox.world.hard_cases["robots_500"]].uen
     lookalike_only = cast.siteless_with_lookalike[0]
     with tavily_client(sandbox) as client:
-        found = discover_all(sandbox, [unreadable, lookalike_only], (client, budget, 10))
+        found = discover_all(sandbox, [unreadable, lookalike_only], (client, night))
     truth = sandbox.world.site_for_uen(unreadable)
     via_search = found[unreadable]
     assert via_search is not None and truth is not None
@@ -279,5 +278,5 @@ def test_a_tavily_search_finds_a_site_whose_guesses_are_unreadable_but_not_a_loo
     assert 0 < via_search.confidence < NAME_CONFIDENCE and "search result" in via_search.evidence
     assert found[lookalike_only] is None
     assert sandbox.tavily.stats()["calls"] == {"search": 2}
-    assert budget.usage()["tavily"] == {"calls": 2, "charged": 2, "reserved": 2}
+    assert night.budget.usage()["tavily"] == {"calls": 2, "charged": 2, "reserved": 2}
 

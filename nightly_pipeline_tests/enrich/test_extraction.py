@@ -4,11 +4,13 @@ deterministic profile used whenever the model cannot be."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+import dagster as dg
 import psycopg
 import pytest
 from aiohttp import web
@@ -25,35 +27,38 @@ from nightly_pipeline.crawl.signals import (
 )
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.budget import Scope, VendorBudget
+from nightly_pipeline.db.acra import CompanyRow
+from nightly_pipeline.db.budget import Scope
 from nightly_pipeline.db.extraction_cache import get_cached, put_cached
-from nightly_pipeline.db.targets import create_manifest
-from nightly_pipeline.enrich.extraction import (
+from nightly_pipeline_sandbox.base import FaultConfig, SandboxServer
+from nightly_pipeline_sandbox.llm import OpenAIServer
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.stages.extraction import (
     CompanyProfile,
     ExtractionResult,
     Extractor,
     corpus_hash,
     deterministic_profile,
 )
-from nightly_pipeline.enrich.extraction_profile import (
+from nightly_pipeline.stages.extraction_profile import (
     MAX_ABOUT_CHARS,
     MAX_PRODUCTS,
     revenue_bucket_for_employees,
 )
-from nightly_pipeline.resources.llm import LLMResource
-from nightly_pipeline_sandbox.base import FaultConfig, SandboxServer
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors.openai import ChatClient, NullOpenAIChat, OpenAIChat, OpenAIResource, bounded
+from nightly_pipeline_tests.night_kit import new_night, register_tenant
 from nightly_pipeline_sandbox.harness import serving
-from nightly_pipeline_sandbox.llm import OpenAIServer
 
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-test-extraction-0001"
-RUN_DATE = dt.date(2026, 6, 1)
 
-COMPANY: dict[str, Any] = {
-    "company_id": 1, "uen": "201912345K", "name": "Harbourline Logistics Pte. Ltd.",
-    "ssic_description": "FREIGHT TRANSPORT ARRANGEMENT", "incorporation_year": 2019,
-    "street_name": "CHANGI SOUTH LANE", "postal_code": "486162",
-}
+COMPANY = CompanyRow(
+    company_id=1, uen="201912345K", name="Harbourline Logistics Pte. Ltd.",
+    legal_name="HARBOURLINE LOGISTICS PTE. LTD.", entity_type=None, entity_status="Live Company", is_live=True,
+    ssic_code="52291", ssic_description="FREIGHT TRANSPORT ARRANGEMENT", incorporation_date=None,
+    incorporation_year=2019, postal_code="486162", street_name="CHANGI SOUTH LANE", website_domain=None,
+    website_source=None, website_confidence=None)
 
 
 def logistics_corpus(employees: int = 120, name: str = "Harbourline Logistics Pte. Ltd.") -> str:
@@ -68,12 +73,16 @@ def logistics_corpus(employees: int = 120, name: str = "Harbourline Logistics Pt
 # --- fixtures and helpers --------------------------------------------------------------------
 
 @pytest.fixture
-def budget(db: Database) -> VendorBudget:
-    with db.shared() as conn:
-        tenant = tenants_db.register_tenant(conn, "acme", None)
+def tenant(db: Database) -> int:
+    return register_tenant(db)
+
+
+def night_with_cap(db: Database, tenant: int, cap: int) -> TenantNight:
+    """A fresh night of ``tenant`` whose OpenAI tokens are capped at ``cap`` a day."""
     with db.tenant(tenant) as conn:
-        manifest = create_manifest(conn, tenant, RUN_DATE, [], caps={}, budget_snapshot={}, dagster_run_id=None)
-    return VendorBudget(db, tenant, manifest.run_id)
+        nights = conn.execute("SELECT count(*) AS n FROM enrichment_runs").fetchone()["n"]
+    return new_night(db, tenant, run_date=dt.date(2026, 6, 1) + dt.timedelta(days=nights),
+                     OPENAI_DAILY_TOKENS_CAP=str(cap))
 
 
 @pytest.fixture
@@ -82,17 +91,20 @@ def openai_server() -> Iterator[OpenAIServer]:
         yield server
 
 
-def llm_resource(server: OpenAIServer) -> LLMResource:
-    return LLMResource(api_key=API_KEY, base_url=server.url + "/v1", model=MODEL, max_retries=0, timeout_s=10)
+def chat_client(server: OpenAIServer) -> OpenAIChat:
+    return OpenAIChat(API_KEY, base_url=server.url + "/v1", model=MODEL, max_retries=0, timeout_s=10)
 
 
-def run_extractions(server: OpenAIServer, db: Database, budget: VendorBudget, cap: int,
+def run_extractions(server: OpenAIServer, db: Database, tenant: int, cap: int,
                     jobs: list[tuple[Mapping[str, Any], str]], *, max_output_tokens: int = 600,
-                    resource: LLMResource | None = None) -> list[ExtractionResult]:
+                    chat: ChatClient | None = None) -> list[ExtractionResult]:
     """Extract every (company, corpus) concurrently on one event loop, as the crawl asset does."""
+    night = night_with_cap(db, tenant, cap)
+    client = chat or chat_client(server)
+
     async def main() -> list[ExtractionResult]:
-        async with (resource or llm_resource(server)).chat_session() as chat_model:
-            extractor = Extractor(chat_model, MODEL, db, budget, tokens_cap=cap, max_output_tokens=max_output_tokens)
+        async with client:
+            extractor = Extractor(client, night, max_output_tokens=max_output_tokens)
             return await asyncio.gather(*(extractor.extract(company, corpus, None) for company, corpus in jobs))
 
     return asyncio.run(main())
@@ -113,8 +125,8 @@ def billed_tokens(server: OpenAIServer) -> int:
 
 @pytest.mark.database
 def test_extraction_reflects_the_corpus_and_settles_the_tokens_openai_reports(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    [result] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, logistics_corpus())])
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    [result] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, logistics_corpus())])
 
     assert (result.source, result.degraded, result.degraded_reason) == ("llm", False, None)
     profile = result.profile
@@ -132,20 +144,20 @@ def test_extraction_reflects_the_corpus_and_settles_the_tokens_openai_reports(
     assert row["status"] == "ok"
     assert row["units_charged"] == result.tokens_used == billed_tokens(openai_server) > 0
     assert row["units_reserved"] >= row["units_charged"]
-    with db.tenant(budget.tenant_id) as conn:
-        cached = get_cached(conn, budget.tenant_id, result.corpus_hash, MODEL)
+    with db.tenant(tenant) as conn:
+        cached = get_cached(conn, result.corpus_hash, MODEL)
     assert cached == profile.model_dump(mode="json")
     assert json.loads(json.dumps(result.to_dict()))["profile"]["employees_estimate"] == 120
 
 
 @pytest.mark.database
 def test_a_rerun_answers_from_the_cache_without_calling_openai(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    [first] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, logistics_corpus())])
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    [first] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, logistics_corpus())])
     stats_after_first = openai_server.stats()
 
     # Whitespace differences are the same corpus; a new event loop gets a new client.
-    [again] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, "  " + logistics_corpus() + "\n\n")])
+    [again] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, "  " + logistics_corpus() + "\n\n")])
 
     assert (again.source, again.tokens_used, again.degraded) == ("cache", 0, False)
     assert again.profile == first.profile
@@ -156,9 +168,9 @@ def test_a_rerun_answers_from_the_cache_without_calling_openai(
 
 @pytest.mark.database
 def test_without_a_key_the_profile_is_deterministic_and_degraded(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    [result] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, logistics_corpus())],
-                               resource=LLMResource(api_key=None, base_url=openai_server.url + "/v1"))
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    [result] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, logistics_corpus())],
+                               chat=NullOpenAIChat("no OPENAI_API_KEY", model=MODEL))
 
     assert (result.source, result.degraded, result.degraded_reason) == ("deterministic", True, "no OPENAI_API_KEY")
     assert result.tokens_used == 0
@@ -169,11 +181,12 @@ def test_without_a_key_the_profile_is_deterministic_and_degraded(
 
 @pytest.mark.database
 def test_an_exhausted_budget_degrades_before_any_request(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    spent = budget.reserve("openai", "chat.completions", 400, cap=1_000, scope=Scope.DAY)
-    budget.settle(spent, charged=400, status="ok")
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    earlier = night_with_cap(db, tenant, 1_000).budget
+    earlier.settle(earlier.reserve("openai", "chat.completions", 400, cap=1_000, scope=Scope.DAY), charged=400,
+                   status="ok")
 
-    [result] = run_extractions(openai_server, db, budget, 1_000, [(COMPANY, logistics_corpus())])
+    [result] = run_extractions(openai_server, db, tenant, 1_000, [(COMPANY, logistics_corpus())])
 
     assert result.source == "deterministic" and result.degraded
     assert result.degraded_reason == "OpenAI token budget exhausted (600 of 1000 left)"
@@ -183,14 +196,15 @@ def test_an_exhausted_budget_degrades_before_any_request(
 
 @pytest.mark.database
 def test_concurrent_extractions_never_spend_past_the_cap(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    jobs = [({**COMPANY, "company_id": n, "uen": f"2019{n:05d}K"}, logistics_corpus(employees=10 + n))
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    jobs = [(dataclasses.replace(COMPANY, company_id=n, uen=f"2019{n:05d}K"), logistics_corpus(employees=10 + n))
             for n in range(20)]
-    probe = Extractor(None, MODEL, db, budget, tokens_cap=0)
+    probe = Extractor(NullOpenAIChat("no OPENAI_API_KEY", model=MODEL), night_with_cap(db, tenant, 0),
+                      max_output_tokens=600)
     per_call = max(probe.reservation_tokens(company, corpus) for company, corpus in jobs)
     cap = per_call * 5 + per_call // 2
 
-    results = run_extractions(openai_server, db, budget, cap, jobs)
+    results = run_extractions(openai_server, db, tenant, cap, jobs)
 
     succeeded = [r for r in results if r.source == "llm"]
     refused = [r for r in results if r.source == "deterministic"]
@@ -205,10 +219,10 @@ def test_concurrent_extractions_never_spend_past_the_cap(
 
 
 @pytest.mark.database
-def test_a_server_error_degrades_and_settles_nothing(db: Database, budget: VendorBudget,
+def test_a_server_error_degrades_and_settles_nothing(db: Database, tenant: int,
                                                      admin: psycopg.Connection) -> None:
     with serving(OpenAIServer(faults=FaultConfig(rate_5xx=1.0))) as failing:
-        [result] = run_extractions(failing, db, budget, 50_000, [(COMPANY, logistics_corpus())])
+        [result] = run_extractions(failing, db, tenant, 50_000, [(COMPANY, logistics_corpus())])
         assert failing.stats()["by_status"] == {"503": 1}
 
     assert (result.source, result.degraded) == ("deterministic", True)
@@ -216,14 +230,14 @@ def test_a_server_error_degrades_and_settles_nothing(db: Database, budget: Vendo
     assert API_KEY not in json.dumps(result.to_dict())
     [row] = usage_rows(admin)
     assert (row["units_charged"], row["status"]) == (0, "error")
-    with db.tenant(budget.tenant_id) as conn:
-        assert get_cached(conn, budget.tenant_id, result.corpus_hash, MODEL) is None
+    with db.tenant(tenant) as conn:
+        assert get_cached(conn, result.corpus_hash, MODEL) is None
 
 
 @pytest.mark.database
 def test_a_reply_cut_at_max_tokens_is_charged_what_openai_reports(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    [result] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, logistics_corpus())],
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    [result] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, logistics_corpus())],
                                max_output_tokens=20)
 
     assert result.degraded_reason == "OpenAI call failed (LengthFinishReasonError)"
@@ -252,9 +266,9 @@ class MalformedReplyServer(SandboxServer):
 
 @pytest.mark.database
 def test_an_unparseable_reply_degrades_and_is_charged_its_reported_usage(
-        db: Database, budget: VendorBudget, admin: psycopg.Connection) -> None:
+        db: Database, tenant: int, admin: psycopg.Connection) -> None:
     with serving(MalformedReplyServer()) as malformed:
-        [result] = run_extractions(malformed, db, budget, 50_000, [(COMPANY, logistics_corpus())])
+        [result] = run_extractions(malformed, db, tenant, 50_000, [(COMPANY, logistics_corpus())])
 
     assert (result.source, result.degraded_reason) == ("deterministic", "OpenAI call failed (ValidationError)")
     [row] = usage_rows(admin)
@@ -262,9 +276,9 @@ def test_an_unparseable_reply_degrades_and_is_charged_its_reported_usage(
 
 
 @pytest.mark.database
-def test_an_empty_corpus_is_never_sent(db: Database, budget: VendorBudget, openai_server: OpenAIServer,
+def test_an_empty_corpus_is_never_sent(db: Database, tenant: int, openai_server: OpenAIServer,
                                        admin: psycopg.Connection) -> None:
-    [result] = run_extractions(openai_server, db, budget, 50_000, [(COMPANY, " \n\t ")])
+    [result] = run_extractions(openai_server, db, tenant, 50_000, [(COMPANY, " \n\t ")])
 
     assert (result.source, result.degraded_reason) == ("deterministic", "no corpus")
     assert result.profile.hq == "CHANGI SOUTH LANE, Singapore 486162"
@@ -275,32 +289,44 @@ def test_an_empty_corpus_is_never_sent(db: Database, budget: VendorBudget, opena
 # --- the cache table -------------------------------------------------------------------------
 
 @pytest.mark.database
-def test_cache_upserts_and_stays_within_the_tenant(db: Database, budget: VendorBudget) -> None:
+def test_cache_upserts_and_stays_within_the_tenant(db: Database, tenant: int) -> None:
     with db.shared() as conn:
         other_tenant = tenants_db.register_tenant(conn, "globex", None)
-    tenant = budget.tenant_id
     with db.tenant(tenant) as conn:
-        put_cached(conn, tenant, "h1", MODEL, {"industry": "logistics"}, tokens_used=900)
-        put_cached(conn, tenant, "h1", MODEL, {"industry": "freight"}, tokens_used=950)
+        put_cached(conn, "h1", MODEL, {"industry": "logistics"}, tokens_used=900)
+        put_cached(conn, "h1", MODEL, {"industry": "freight"}, tokens_used=950)
     with db.tenant(tenant) as conn:
-        assert get_cached(conn, tenant, "h1", MODEL) == {"industry": "freight"}
-        assert get_cached(conn, tenant, "h1", "gpt-4o") is None
+        assert get_cached(conn, "h1", MODEL) == {"industry": "freight"}
+        assert get_cached(conn, "h1", "gpt-4o") is None
     with db.tenant(other_tenant) as conn:
-        assert get_cached(conn, other_tenant, "h1", MODEL) is None
-        assert get_cached(conn, tenant, "h1", MODEL) is None
+        assert get_cached(conn, "h1", MODEL) is None
 
 
 # --- the resource and the cache key ----------------------------------------------------------
 
-def test_resource_without_a_key_gives_no_model_and_never_shows_the_key() -> None:
-    assert LLMResource().chat_model() is None
-    assert LLMResource(api_key="   ").chat_model() is None
-    resource = LLMResource(api_key=API_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
-    model = resource.chat_model()
-    assert model is not None
-    assert (model.model_name, model.openai_api_base, model.max_retries) == (MODEL, "http://127.0.0.1:9/v1", 0)
+def resource_client(resource: OpenAIResource) -> ChatClient:
+    with dg.build_resources({"openai": resource}) as resources:
+        return resources.openai.get_client()
+
+
+def test_resource_without_a_key_gives_a_null_client_and_never_shows_the_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    keyless = resource_client(OpenAIResource(settings=PipelineSettings()))
+    assert isinstance(keyless, NullOpenAIChat)
+    assert (keyless.reason, keyless.model_name) == ("no OPENAI_API_KEY", MODEL)
+    monkeypatch.setenv("OPENAI_API_KEY", "   ")
+    assert isinstance(resource_client(OpenAIResource(settings=PipelineSettings())), NullOpenAIChat)
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("LANGCHAIN_MODEL", "gpt-4o")
+    resource = OpenAIResource(settings=PipelineSettings(), base_url="http://127.0.0.1:9/v1", max_retries=0)
+    client = resource_client(resource)
+    assert isinstance(client, OpenAIChat) and client.model_name == "gpt-4o"
+    model = client.chat_model()
+    assert (model.model_name, model.openai_api_base, model.max_retries) == ("gpt-4o", "http://127.0.0.1:9/v1", 0)
     assert model.use_responses_api is False
-    assert API_KEY not in repr(resource) and API_KEY not in repr(model)
+    assert API_KEY not in repr(resource) and API_KEY not in repr(client) and API_KEY not in repr(model)
 
 
 def test_corpus_hash_ignores_whitespace_but_not_content_or_model() -> None:
@@ -310,10 +336,9 @@ def test_corpus_hash_ignores_whitespace_but_not_content_or_model() -> None:
     assert corpus_hash(corpus, MODEL) != corpus_hash(logistics_corpus(employees=121), MODEL)
 
 
-@pytest.mark.database
-def test_extractor_refuses_a_model_whose_replies_it_cannot_bound(db: Database, budget: VendorBudget) -> None:
+def test_a_model_whose_replies_cannot_be_bounded_is_refused() -> None:
     with pytest.raises(TypeError, match="max_tokens"):
-        Extractor(FakeListChatModel(responses=["{}"]), MODEL, db, budget, tokens_cap=1_000)
+        bounded(FakeListChatModel(responses=["{}"]), 1_000)
 
 
 # --- the schema ------------------------------------------------------------------------------

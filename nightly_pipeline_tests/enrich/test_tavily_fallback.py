@@ -5,25 +5,26 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import dagster as dg
 import pytest
 from tavily import TavilyClient
 
 from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.crawl.signals import decode_html, main_text
-from nightly_pipeline.db.budget import VendorBudget
 from nightly_pipeline.domain.web import registrable_domain
-from nightly_pipeline.enrich.tavily_fallback import (
+from nightly_pipeline.stages.tavily_fallback import (
     FallbackContent,
     SearchHit,
     TavilyFallback,
 )
-from nightly_pipeline.resources.tavily import TavilyResource
 from nightly_pipeline_sandbox.runner import Sandbox
-from nightly_pipeline.settings import load_settings
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors.tavily import NullTavilyClient, TavilyResource
 from nightly_pipeline_tests.enrich.discovery_kit import (
     crawler_config,
     plain_sites,
-    run_budget,
+    run_night,
     tavily_client,
 )
 
@@ -31,9 +32,9 @@ pytestmark = pytest.mark.database
 
 
 @pytest.fixture
-def budget(db, sandbox: Sandbox) -> VendorBudget:
+def night(db, sandbox: Sandbox) -> TenantNight:
     sandbox.tavily.reset()
-    return run_budget(db)
+    return run_night(db, max_queries=10)
 
 
 def site_content(fallback_args: tuple[Any, ...], domain: str, **options: Any) -> FallbackContent:
@@ -44,7 +45,7 @@ def site_content(fallback_args: tuple[Any, ...], domain: str, **options: Any) ->
 
 
 def test_the_fallback_reads_the_javascript_only_site_the_crawler_cannot(sandbox: Sandbox,
-                                                                        budget: VendorBudget) -> None:
+                                                                        night: TenantNight) -> None:
     site = sandbox.world.sites[sandbox.world.hard_cases["js_only"]]
 
     async def own_crawl_text() -> str:
@@ -54,7 +55,7 @@ def test_the_fallback_reads_the_javascript_only_site_the_crawler_cannot(sandbox:
 
     crawled_text = asyncio.run(own_crawl_text())
     with tavily_client(sandbox) as client:
-        content = site_content((client, budget, 10), site.domain, scheme="http")
+        content = site_content((client, night), site.domain, scheme="http")
     fallback_text = "\n".join(text for _, text in content.pages)
     pitch = site.industry.pitch[0]
     assert site.uen not in crawled_text and pitch not in crawled_text
@@ -62,16 +63,16 @@ def test_the_fallback_reads_the_javascript_only_site_the_crawler_cannot(sandbox:
     assert 1 < len(content.pages) <= 6 and content.calls == 1 and content.credits > 0
     assert content.pages[0][0] == f"https://{site.domain}/"
     assert {registrable_domain(url) for url, _ in content.pages} == {site.domain}
-    assert budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
+    assert night.budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
     assert sandbox.tavily.stats()["calls"] == {"crawl": 1}
 
 
-def test_32_concurrent_fallbacks_never_spend_more_than_the_query_cap(sandbox: Sandbox, budget: VendorBudget) -> None:
+def test_32_concurrent_fallbacks_never_spend_more_than_the_query_cap(sandbox: Sandbox, night: TenantNight) -> None:
     domains = [site.domain for site in plain_sites(sandbox.world)[:32]]
     assert len(domains) == 32
 
     async def scenario(client: TavilyClient) -> list[FallbackContent]:
-        fallback = TavilyFallback(client, budget, max_queries=10, max_concurrent_calls=8)
+        fallback = TavilyFallback(client, night, max_concurrent_calls=8)
         return await asyncio.gather(*(fallback.site_content(domain, scheme="http") for domain in domains))
 
     with tavily_client(sandbox) as client:
@@ -79,67 +80,67 @@ def test_32_concurrent_fallbacks_never_spend_more_than_the_query_cap(sandbox: Sa
     served = [result for result in results if result.pages]
     refused = [result for result in results if not result.pages]
     assert sandbox.tavily.stats()["requests"] == 10
-    assert budget.usage()["tavily"] == {"calls": 10, "charged": 10, "reserved": 10}
+    assert night.budget.usage()["tavily"] == {"calls": 10, "charged": 10, "reserved": 10}
     assert len(served) == 10 and all(result.calls == 1 for result in served)
     assert len(refused) == 22
     assert all(result.calls == 0 and result.reason.endswith(": Tavily query budget exhausted (0 of 10 left)")
                for result in refused)
 
 
-def test_without_a_key_nothing_is_called_or_reserved(sandbox: Sandbox, budget: VendorBudget) -> None:
+def test_without_a_key_nothing_is_called_or_reserved(sandbox: Sandbox, night: TenantNight) -> None:
     domain = plain_sites(sandbox.world)[0].domain
 
     async def scenario() -> tuple[FallbackContent, list[SearchHit]]:
-        fallback = TavilyFallback(None, budget, 10)
+        fallback = TavilyFallback(NullTavilyClient("no TAVILY_API_KEY"), night)
         return await fallback.site_content(domain), await fallback.search("Pearl Apps Singapore")
 
     content, hits = asyncio.run(scenario())
     assert content == FallbackContent(domain=domain, reason="no TAVILY_API_KEY")
     assert hits == []
     assert sandbox.tavily.stats()["requests"] == 0
-    assert budget.usage() == {}
+    assert night.budget.usage() == {}
 
 
 def test_a_rate_limited_tavily_gives_an_empty_result_and_charges_nothing(sandbox: Sandbox,
-                                                                        budget: VendorBudget) -> None:
+                                                                        night: TenantNight) -> None:
     domain = plain_sites(sandbox.world)[0].domain
     sandbox.tavily.faults.rate_429 = 1.0
     try:
         with tavily_client(sandbox) as client:
-            content = site_content((client, budget, 10), domain, scheme="http")
+            content = site_content((client, night), domain, scheme="http")
     finally:
         sandbox.tavily.faults.rate_429 = 0.0
     assert content.pages == () and content.credits == 0 and content.calls == 2
     assert content.reason.count("rate limited by Tavily (HTTP 429)") == 2
     assert sandbox.tavily.stats()["by_status"] == {"429": 2}
-    assert budget.usage()["tavily"] == {"calls": 2, "charged": 0, "reserved": 2}
-    assert _ledger_statuses(budget) == ["error: UsageLimitExceededError"] * 2
+    assert night.budget.usage()["tavily"] == {"calls": 2, "charged": 0, "reserved": 2}
+    assert _ledger_statuses(night) == ["error: UsageLimitExceededError"] * 2
 
 
 def test_a_crawl_refused_by_its_own_rate_limit_falls_back_to_extracting_the_home_page(
-        sandbox: Sandbox, budget: VendorBudget) -> None:
+        sandbox: Sandbox, night: TenantNight) -> None:
     site = plain_sites(sandbox.world)[1]
     sandbox.tavily.crawl_per_minute = 0
     try:
         with tavily_client(sandbox) as client:
-            content = site_content((client, budget, 10), site.domain, scheme="http")
+            content = site_content((client, night), site.domain, scheme="http")
     finally:
         sandbox.tavily.crawl_per_minute = 100
     assert [url for url, _ in content.pages] == [f"http://{site.domain}/"]
     assert site.uen in content.pages[0][1]
     assert content.calls == 2 and content.credits == 1
     assert "crawl" in content.reason and "429" in content.reason
-    assert budget.usage()["tavily"] == {"calls": 2, "charged": 1, "reserved": 2}
+    assert night.budget.usage()["tavily"] == {"calls": 2, "charged": 1, "reserved": 2}
 
 
 def test_a_rejected_key_is_reported_without_the_key_and_not_retried_elsewhere(sandbox: Sandbox,
-                                                                             budget: VendorBudget) -> None:
+                                                                             night: TenantNight) -> None:
     wrong_key = "tvly-not-the-sandbox-key"
     with tavily_client(sandbox, api_key=wrong_key) as client:
-        content = site_content((client, budget, 10), plain_sites(sandbox.world)[0].domain)
+        content = site_content((client, night), plain_sites(sandbox.world)[0].domain)
     assert content.pages == () and content.calls == 1
     assert "rejected the API key (HTTP 401)" in content.reason and wrong_key not in content.reason
-    assert budget.usage()["tavily"] == {"calls": 1, "charged": 0, "reserved": 1}
+    assert night.budget.usage()["tavily"] == {"calls": 1, "charged": 0, "reserved": 1}
 
 
 class ScriptedTavily:
@@ -155,7 +156,7 @@ class ScriptedTavily:
         return self._extract
 
 
-def test_only_http_pages_of_the_requested_site_are_kept(budget: VendorBudget) -> None:
+def test_only_http_pages_of_the_requested_site_are_kept(night: TenantNight) -> None:
     crawl = {"results": [
         {"url": "https://www.acme.com.sg/", "raw_content": "Acme home"},
         {"url": "https://shop.acme.com.sg/cart", "raw_content": "Acme shop"},
@@ -168,56 +169,62 @@ def test_only_http_pages_of_the_requested_site_are_kept(budget: VendorBudget) ->
         "not an object",
         {"url": "https://www.acme.com.sg/", "raw_content": "duplicate"},
     ], "usage": {"credits": 2}}
-    content = site_content((ScriptedTavily(crawl, {}), budget, 10), "acme.com.sg")
+    content = site_content((ScriptedTavily(crawl, {}), night), "acme.com.sg")
     assert content.pages == (("https://www.acme.com.sg/", "Acme home"), ("https://shop.acme.com.sg/cart", "Acme shop"))
     assert content.credits == 2
 
 
-def test_an_answer_that_is_not_an_object_counts_the_query_but_yields_nothing(budget: VendorBudget) -> None:
-    content = site_content((ScriptedTavily([], []), budget, 10), "acme.com.sg")  # type: ignore[arg-type]
+def test_an_answer_that_is_not_an_object_counts_the_query_but_yields_nothing(night: TenantNight) -> None:
+    content = site_content((ScriptedTavily([], []), night), "acme.com.sg")  # type: ignore[arg-type]
     assert content.pages == () and content.calls == 2
     assert content.reason.count("Tavily's answer could not be read") == 2
-    assert budget.usage()["tavily"] == {"calls": 2, "charged": 2, "reserved": 2}
+    assert night.budget.usage()["tavily"] == {"calls": 2, "charged": 2, "reserved": 2}
 
 
-def test_search_returns_hits_with_their_domains(sandbox: Sandbox, budget: VendorBudget) -> None:
+def test_search_returns_hits_with_their_domains(sandbox: Sandbox, night: TenantNight) -> None:
     site = plain_sites(sandbox.world)[0]
 
     async def scenario(client: TavilyClient) -> list[SearchHit]:
-        return await TavilyFallback(client, budget, 10).search(f"{site.display_name} Singapore")
+        return await TavilyFallback(client, night).search(f"{site.display_name} Singapore")
 
     with tavily_client(sandbox) as client:
         hits = asyncio.run(scenario(client))
     assert hits[0].domain == site.domain and hits[0].url == f"https://{site.domain}/"
     assert site.display_name in hits[0].content and hits[0].score == 1.0
-    assert budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
+    assert night.budget.usage()["tavily"] == {"calls": 1, "charged": 1, "reserved": 1}
 
 
-def _ledger_statuses(budget: VendorBudget) -> list[str]:
-    with budget.db.tenant(budget.tenant_id) as conn:
+def _ledger_statuses(night: TenantNight) -> list[str]:
+    with night.transaction() as conn:
         rows = conn.execute("SELECT status FROM vendor_usage WHERE run_id = %s ORDER BY usage_id",
-                            (budget.run_id,)).fetchall()
+                            (night.run_id,)).fetchall()
     return [row["status"] for row in rows]
 
 
 # -- the resource -------------------------------------------------------------------------------------------
-def test_the_resource_builds_no_client_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    # tavily-python would read this variable itself; the resource must not let it.
-    monkeypatch.setenv("TAVILY_API_KEY", "tvly-from-the-environment")
-    assert TavilyResource().client() is None
-    assert TavilyResource(api_key="  ").client() is None
-    assert TavilyResource().with_settings(load_settings({})).client() is None
+def resource_client(resource: TavilyResource) -> TavilyClient | NullTavilyClient:
+    with dg.build_resources({"tavily": resource}) as resources:
+        return resources.tavily.get_client()
 
 
-def test_the_resource_uses_its_own_values_else_the_settings() -> None:
-    configured = TavilyResource(api_key="tvly-abc", base_url="http://127.0.0.1:9/").client()
-    assert configured is not None and configured.api_key == "tvly-abc" and configured.base_url == "http://127.0.0.1:9"
-    settings = load_settings({"TAVILY_API_KEY": "tvly-env", "TAVILY_BASE_URL": "http://127.0.0.1:8"})
-    from_settings = TavilyResource().with_settings(settings).client()
-    assert from_settings is not None
-    assert (from_settings.api_key, from_settings.base_url) == ("tvly-env", "http://127.0.0.1:8")
-    own_key_only = TavilyResource(api_key="tvly-own").with_settings(load_settings({})).client()
-    assert own_key_only is not None and own_key_only.base_url == "https://api.tavily.com"
-    assert "tvly-abc" not in repr(TavilyResource(api_key="tvly-abc"))
-    for client in (configured, from_settings, own_key_only):
-        client.close()
+def test_the_resource_builds_a_null_client_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAVILY_API_KEY", raising=False)
+    client = resource_client(TavilyResource(settings=PipelineSettings()))
+    assert isinstance(client, NullTavilyClient) and client.reason == "no TAVILY_API_KEY"
+    monkeypatch.setenv("TAVILY_API_KEY", "   ")
+    assert isinstance(resource_client(TavilyResource(settings=PipelineSettings())), NullTavilyClient)
+
+
+def test_the_resource_uses_its_own_values_else_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAVILY_API_KEY", "tvly-abc")
+    monkeypatch.setenv("TAVILY_BASE_URL", "http://127.0.0.1:8")
+    from_settings = resource_client(TavilyResource(settings=PipelineSettings()))
+    assert isinstance(from_settings, TavilyClient)
+    assert (from_settings.api_key, from_settings.base_url) == ("tvly-abc", "http://127.0.0.1:8")
+    own_url = resource_client(TavilyResource(settings=PipelineSettings(), base_url="http://127.0.0.1:9/"))
+    assert isinstance(own_url, TavilyClient) and own_url.base_url == "http://127.0.0.1:9"
+    monkeypatch.delenv("TAVILY_BASE_URL")
+    default_url = resource_client(TavilyResource(settings=PipelineSettings()))
+    assert isinstance(default_url, TavilyClient) and default_url.base_url == "https://api.tavily.com"
+    resource = TavilyResource(settings=PipelineSettings())
+    assert "tvly-abc" not in repr(resource)

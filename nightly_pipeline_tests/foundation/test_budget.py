@@ -18,7 +18,7 @@ def budget(db):
     with db.shared() as conn:
         tenant = tenants_db.register_tenant(conn, "acme", None)
     with db.tenant(tenant) as conn:
-        manifest = create_manifest(conn, tenant, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
+        manifest = create_manifest(conn, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
     return VendorBudget(db, tenant, manifest.run_id)
 
 
@@ -52,7 +52,7 @@ def test_caps_are_per_run_for_run_scope_and_per_day_for_day_scope(budget, db):
     budget.settle(budget.reserve("lusha", "enrich", 5, cap=5), charged=5, status="ok")
     budget.settle(budget.reserve("openai", "chat", 900, cap=1000, scope=Scope.DAY), charged=900, status="ok")
     with db.tenant(budget.tenant_id) as conn:
-        other = create_manifest(conn, budget.tenant_id, DAY + dt.timedelta(days=1), [], caps={},
+        other = create_manifest(conn, DAY + dt.timedelta(days=1), [], caps={},
                                 budget_snapshot={}, dagster_run_id=None)
     next_run = VendorBudget(db, budget.tenant_id, other.run_id)
     assert next_run.remaining("lusha", cap=5) == 5

@@ -5,14 +5,17 @@ from importlib import resources
 import dagster as dg
 import pytest
 
-from nightly_pipeline.assets import companies, daily_targets, icp_candidates
+from nightly_pipeline.assets.companies import companies
+from nightly_pipeline.assets.daily_targets import daily_targets
+from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import reports
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.database import administrator_transaction
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.partitions import partition_key
-from nightly_pipeline.resources import DatabaseResource, PipelineSettings
+from nightly_pipeline.settings_resource import PipelineSettings
 
 pytestmark = pytest.mark.database
 ASSETS = [companies, icp_candidates, daily_targets]
@@ -35,10 +38,10 @@ def add_tenant(db, name, icp, daily_cap=None):
     with db.shared() as conn:
         tenant_id = tenants_db.register_tenant(conn, name, daily_cap)
     with db.tenant(tenant_id) as conn:
-        tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
+        tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
             "http://127.0.0.1:9", "db", "admin", "TEST_ODOO_PASSWORD", True))
         if icp is not None:
-            tenants_db.set_icp(conn, tenant_id, icp)
+            tenants_db.set_icp(conn, icp)
     return tenant_id
 
 
@@ -66,9 +69,9 @@ def test_the_first_three_stages_for_one_tenant(loaded, db_target):
     assert md["daily_targets"]["manifest"].value == "created"
     assert "never targeted before" in md["daily_targets"]["preview"].value
     with loaded.tenant(tenant) as conn:
-        rows = reports.daily_targets(conn, tenant, dt.date(2026, 6, 1))
+        rows = reports.daily_targets(conn, dt.date(2026, 6, 1))
         chosen = acra_db.companies_by_id(conn, [r["company_id"] for r in rows])
-    assert all(c["ssic_code"] in ("62011", "62021") and c["is_live"] and c["incorporation_year"] >= 2000
+    assert all(c.ssic_code in ("62011", "62021") and c.is_live and c.incorporation_year >= 2000
                for c in chosen.values())
 
 
@@ -87,8 +90,8 @@ def test_later_nights_prefer_companies_never_targeted(loaded, db_target):
     run(db_target, tenant, dt.date(2026, 6, 1), cap=3)
     run(db_target, tenant, dt.date(2026, 6, 2), cap=3)
     with loaded.tenant(tenant) as conn:
-        night1 = {r["company_id"] for r in reports.daily_targets(conn, tenant, dt.date(2026, 6, 1))}
-        night2 = {r["company_id"] for r in reports.daily_targets(conn, tenant, dt.date(2026, 6, 2))}
+        night1 = {r["company_id"] for r in reports.daily_targets(conn, dt.date(2026, 6, 1))}
+        night2 = {r["company_id"] for r in reports.daily_targets(conn, dt.date(2026, 6, 2))}
     assert len(night1) == len(night2) == 3
     assert not night1 & night2
 
@@ -100,8 +103,8 @@ def test_tenants_get_their_own_icp_and_per_tenant_cap(loaded, db_target):
     md = run(db_target, logistics, dt.date(2026, 6, 1))
     assert md["daily_targets"]["dagster/row_count"].value == 2
     with loaded.tenant(logistics) as conn:
-        ssic = {c["ssic_code"] for c in acra_db.companies_by_id(
-            conn, [r["company_id"] for r in reports.daily_targets(conn, logistics, dt.date(2026, 6, 1))]).values()}
+        ssic = {c.ssic_code for c in acra_db.companies_by_id(
+            conn, [r["company_id"] for r in reports.daily_targets(conn, dt.date(2026, 6, 1))]).values()}
         others = conn.execute("SELECT count(*) AS n FROM icp_candidate_companies WHERE tenant_id = %s",
                               (software,)).fetchone()["n"]
     assert ssic == {"52291"}

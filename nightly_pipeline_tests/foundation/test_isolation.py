@@ -175,3 +175,30 @@ def test_a_tenant_transaction_needs_a_real_tenant_id(db, bad):
     with pytest.raises(TenantNotSet):
         with db.tenant(bad):
             pass
+
+
+def test_current_tenant_id_is_the_transactions_tenant_and_null_outside_one(db, admin):
+    with db.tenant(7) as conn:
+        assert conn.execute("SELECT current_tenant_id() AS t").fetchone()["t"] == 7
+    with db.shared() as conn:
+        assert conn.execute("SELECT current_tenant_id() AS t").fetchone()["t"] is None
+    owner, volatility, public = admin.execute(
+        """SELECT pg_get_userbyid(p.proowner), p.provolatile,
+                  has_function_privilege('public', p.oid, 'EXECUTE')
+           FROM pg_proc p WHERE p.proname = 'current_tenant_id'""").fetchone()
+    assert (owner, volatility, public) == ("nightly_owner", "s", False)
+
+
+def test_a_row_written_in_a_tenant_transaction_belongs_to_that_tenant(db, admin, two_tenants):
+    for table in tenant_tables(admin):
+        if table == "tenants":
+            continue
+        default = admin.execute("""SELECT column_default FROM information_schema.columns
+                                   WHERE table_schema = current_schema() AND table_name = %s
+                                     AND column_name = 'tenant_id'""", (table,)).fetchone()[0]
+        assert default == "current_tenant_id()", table
+    with db.tenant(2) as conn:
+        conn.execute("INSERT INTO rationale_cache (feature_hash, rationale, source) VALUES ('h2', 'r', 'llm')")
+    assert admin.execute("SELECT tenant_id FROM rationale_cache WHERE feature_hash = 'h2'").fetchone()[0] == 2
+    with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.NotNullViolation)), db.shared() as conn:
+        conn.execute("INSERT INTO rationale_cache (feature_hash, rationale, source) VALUES ('h3', 'r', 'llm')")

@@ -20,7 +20,7 @@ def three_tenants(db, db_env, db_target):
         with db.shared() as conn:
             tenant = tenants_db.register_tenant(conn, name, None)
         with db.tenant(tenant) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("https://odoo.example", "d", "x", "ODOO_PASSWORD", True))
+            tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection("https://odoo.example", "d", "x", "ODOO_PASSWORD", True))
         ids.append(tenant)
     with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, ids[2], "disabled")
@@ -39,7 +39,7 @@ def test_plans_active_tenants_with_include_and_exclude(three_tenants, db_env):
 def test_from_manifest_resumes_that_tenant_and_date(three_tenants, db, db_env):
     _, b, _ = three_tenants
     with db.tenant(b) as conn:
-        manifest = create_manifest(conn, b, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
+        manifest = create_manifest(conn, DAY, [], caps={}, budget_snapshot={}, dagster_run_id=None)
     runs = plan_runs(load_settings(db_env), run_date=dt.date(2030, 1, 1), from_manifest=manifest.run_id)
     assert [(r.tenant_id, r.run_date) for r in runs] == [(b, DAY)]
 

@@ -7,7 +7,7 @@ import pytest
 
 from nightly_pipeline.cli import main
 from nightly_pipeline.db.database import administrator_transaction
-from nightly_pipeline.resources import DatabaseResource
+from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.sensors import tenant_registry_sensor
 
 pytestmark = pytest.mark.database
@@ -70,7 +70,7 @@ def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
     assert code == 0 and "includes addresses not verified deliverable" in out
     from nightly_pipeline.db import tenants as tenants_db
     with db.tenant(1) as conn:
-        assert tenants_db.get_tenant(conn, 1).export_unverified is True
+        assert tenants_db.get_tenant(conn).export_unverified is True
 
     code, out, _ = cli(capsys, "tenant", "disable", "1")
     assert code == 0
@@ -103,7 +103,7 @@ def test_sensor_registers_active_tenants_and_drops_the_rest(db, db_target):
         disabled = tenants_db.register_tenant(conn, "disabled", None)
     for tenant in (active, disabled):
         with db.tenant(tenant) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant, tenants_db.OdooConnection("https://odoo.example", "d", "a", "ODOO_PASSWORD", True))
+            tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection("https://odoo.example", "d", "a", "ODOO_PASSWORD", True))
     with administrator_transaction(db_target) as conn:
         tenants_db.set_status(conn, disabled, "disabled")
     with dg.instance_for_test() as instance:

@@ -95,7 +95,7 @@ def create_run(db: Database, tenant_id: int, company_ids: list[int], run_date: d
     targets = [Target(company_id=cid, tier=Tier.NEVER_SEEN, match_score=1.0, last_targeted_on=None)
                for cid in company_ids]
     with db.tenant(tenant_id) as conn:
-        return create_manifest(conn, tenant_id, run_date, targets, caps={}, budget_snapshot={},
+        return create_manifest(conn, run_date, targets, caps={}, budget_snapshot={},
                                dagster_run_id=None).run_id
 
 
@@ -104,7 +104,7 @@ def save_crawl(db: Database, tenant_id: int, run_id: uuid.UUID, company_id: int,
         company_id=company_id, outcome=crawl["outcome"], degraded=crawl["degraded"], reasons=crawl["reasons"],
         signals=crawl["signals"], extraction=crawl["extraction"], corpus_hash=None, corpus=crawl["corpus"])
     with db.tenant(tenant_id) as conn:
-        enrichment_db.save_company_run(conn, tenant_id, run_id, record)
+        enrichment_db.save_company_run(conn, run_id, record)
 
 
 def insert_contact(db: Database, tenant_id: int, company_id: int, contact: dict[str, Any]) -> None:

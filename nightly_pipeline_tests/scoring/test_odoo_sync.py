@@ -16,7 +16,7 @@ import pytest
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.tenants import OdooConnection
-from nightly_pipeline.domain.scoring import build_features, score
+from nightly_pipeline.scoring.score import build_features, score
 from nightly_pipeline.odoo_sync import OdooSync, SyncContact, SyncRecord, SyncReport, sync_and_record
 from nightly_pipeline.odoo_sync.records import MergeDecision
 from nightly_pipeline.vendors.odoo import (
@@ -254,7 +254,7 @@ def test_a_record_odoo_rejects_fails_alone_is_logged_and_is_retried_on_the_next_
     assert failed.error is not None and failed.error.startswith("company: Invalid field 'x_uen'")
     assert failed.partner_id is None and counts(first, "company") == (2, 0, 0, 1)
     with db.tenant(tenant) as conn:
-        log = scores_db.sync_log(conn, tenant, run_id)
+        log = scores_db.sync_log(conn, run_id)
     assert [(row["company_id"], row["operation"], row["error"] is not None) for row in log] == [
         (ids[0], "create", False), (ids[1], "error", True), (ids[2], "create", False)]
     assert log[0]["partner_id"] == first.outcomes[0].partner_id and len(log[0]["contact_partner_ids"]) == 1
@@ -381,7 +381,7 @@ def test_two_concurrent_syncs_of_one_tenant_create_nothing_twice(server: OdooSer
     assert creates(server, odoo_db) == {"crm.lead": 20, "res.partner": 40}
     assert len(companies(server, odoo_db)) == 20 and no_duplicates(server, odoo_db)
     with db.tenant(tenant) as conn:
-        assert len(scores_db.sync_log(conn, tenant)) == 40
+        assert len(scores_db.sync_log(conn)) == 40
 
 
 # -- outages ---------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def test_odoo_unreachable_fails_the_step_with_nothing_logged(server: OdooServer,
         OdooResource(timeout_s=10).connect(connection(server, odoo_db), PASSWORD)
 
     with db.tenant(tenant) as conn:
-        assert scores_db.sync_log(conn, tenant) == []
+        assert scores_db.sync_log(conn) == []
     server.set_outage("none")
     assert sync_and_record(db, odoo_sync, [target], run_id=None, score_date=RUN_DATE).outcomes[0].operation == "create"
 
@@ -505,15 +505,15 @@ def test_records_to_sync_take_the_nights_buckets_and_earlier_failures(db: Databa
                                                                "contribution": 0.04}], "why", "template", "h")
 
     with db.tenant(tenant) as conn:
-        scores_db.upsert_scores(conn, tenant, earlier, [stored_score(ids[3], 0.8, "High"),
+        scores_db.upsert_scores(conn, earlier, [stored_score(ids[3], 0.8, "High"),
                                                         stored_score(ids[2], 0.7, "High")])
-        scores_db.upsert_scores(conn, tenant, tonight, [stored_score(ids[0], 0.9, "High"),
+        scores_db.upsert_scores(conn, tonight, [stored_score(ids[0], 0.9, "High"),
                                                         stored_score(ids[1], 0.2, "Low")])
-        scores_db.insert_sync_log(conn, tenant, None, [
+        scores_db.insert_sync_log(conn, None, [
             scores_db.SyncLogEntry(ids[3], None, [], None, "error", [], "company: boom"),
             scores_db.SyncLogEntry(ids[2], 11, [], None, "create", [], None)])
-        rows = scores_db.records_to_sync(conn, tenant, tonight, ("Medium", "High"), include_unverified=True)
-        verified_only = scores_db.records_to_sync(conn, tenant, tonight, ("Medium", "High"),
+        rows = scores_db.records_to_sync(conn, tonight, ("Medium", "High"), include_unverified=True)
+        verified_only = scores_db.records_to_sync(conn, tonight, ("Medium", "High"),
                                                   include_unverified=False)
 
     assert [row["contacts"] for row in verified_only] == [[], []], "unverified addresses stay home by default"
@@ -535,16 +535,16 @@ def test_sync_results_land_on_the_scores(server: OdooServer, odoo_db: str, db: D
     features = build_features(company_row(1), SOFTWARE_ICP, crawl_row(), [CEO], {})
     result = score(features, tenant_id=tenant)
     with db.tenant(tenant) as conn:
-        scores_db.upsert_scores(conn, tenant, RUN_DATE, [scores_db.ScoreRow(
+        scores_db.upsert_scores(conn, RUN_DATE, [scores_db.ScoreRow(
             company_id, result.value, result.bucket, result.reasons, "Fits.", "template", result.features_hash)])
-        rows = scores_db.records_to_sync(conn, tenant, RUN_DATE, ("Medium", "High"), include_unverified=True)
+        rows = scores_db.records_to_sync(conn, RUN_DATE, ("Medium", "High"), include_unverified=True)
 
     report = sync_and_record(db, OdooSync(connect(server, odoo_db), tenant, score_min_export=MIN_EXPORT),
                              [SyncRecord.from_row(row) for row in rows], run_id=run_id, score_date=RUN_DATE)
 
     with db.tenant(tenant) as conn:
-        [stored] = scores_db.scores_for(conn, tenant, RUN_DATE)
-        [logged] = scores_db.sync_log(conn, tenant, run_id)
+        [stored] = scores_db.scores_for(conn, RUN_DATE)
+        [logged] = scores_db.sync_log(conn, run_id)
     outcome = report.outcomes[0]
     assert (stored["odoo_partner_id"], stored["odoo_lead_id"]) == (outcome.partner_id, outcome.lead_id)
     assert logged["contact_partner_ids"] == outcome.contact_partner_ids and len(outcome.contact_partner_ids) == 1

@@ -8,31 +8,29 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import openai
 import psycopg
 import pytest
-from langchain_openai import ChatOpenAI
 from psycopg.rows import dict_row
-from pydantic import SecretStr
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import scores as scores_db
-from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.domain.scoring import Score, build_features, score
-from nightly_pipeline.enrich.rationale import (
+from nightly_pipeline_sandbox.llm import OpenAIServer
+from nightly_pipeline.scoring.rationale import (
     Rationale,
     RationaleWriter,
     build_messages,
     template_rationale,
 )
+from nightly_pipeline.scoring.score import Score, build_features, score
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors.openai import NullOpenAIChat, OpenAIChat
+from nightly_pipeline_tests.night_kit import new_night
 from nightly_pipeline_sandbox.harness import serving
-from nightly_pipeline_sandbox.llm import OpenAIServer
 from nightly_pipeline_tests.scoring.scoring_testkit import (
     INFO,
     SOFTWARE_ICP,
     company_row,
     crawl_row,
-    create_run,
     profile,
     register_tenant,
 )
@@ -51,9 +49,16 @@ def openai_server() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture
-def budget(db: Database) -> VendorBudget:
-    tenant = register_tenant(db)
-    return VendorBudget(db, tenant, create_run(db, tenant, [], dt.date(2026, 6, 1)))
+def tenant(db: Database) -> int:
+    return register_tenant(db)
+
+
+def night_with_cap(db: Database, tenant: int, cap: int) -> TenantNight:
+    """A fresh night of ``tenant`` whose OpenAI tokens are capped at ``cap`` a day."""
+    with db.tenant(tenant) as conn:
+        nights = conn.execute("SELECT count(*) AS n FROM enrichment_runs").fetchone()["n"]
+    return new_night(db, tenant, run_date=dt.date(2026, 6, 1) + dt.timedelta(days=nights),
+                     OPENAI_DAILY_TOKENS_CAP=str(cap))
 
 
 def nimbus_score(tenant_id: int) -> Score:
@@ -62,19 +67,17 @@ def nimbus_score(tenant_id: int) -> Score:
     return score(features, tenant_id=tenant_id)
 
 
-def write(server: OpenAIServer | None, db: Database, budget: VendorBudget, items: list[tuple[str, Score]], *,
+def write(server: OpenAIServer | None, db: Database, tenant: int, items: list[tuple[str, Score]], *,
           cap: int = CAP, api_key: str = API_KEY) -> list[Rationale]:
     """Write every rationale concurrently on one event loop, as the scoring asset does."""
+    night = night_with_cap(db, tenant, cap)
+    chat = (NullOpenAIChat("no OPENAI_API_KEY", model=MODEL) if server is None else
+            OpenAIChat(api_key, model=MODEL, base_url=f"{server.url}/v1", max_retries=0, timeout_s=10))
+
     async def main() -> list[Rationale]:
-        model = None if server is None else ChatOpenAI(
-            model=MODEL, api_key=SecretStr(api_key), base_url=f"{server.url}/v1", max_retries=0, timeout=10,
-            use_responses_api=False, http_async_client=openai.DefaultAsyncHttpxClient(timeout=10))
-        try:
-            writer = RationaleWriter(model, MODEL, db, budget, cap)
+        async with chat:
+            writer = RationaleWriter(chat, night)
             return await asyncio.gather(*(writer.write(name, result) for name, result in items))
-        finally:
-            if model is not None:
-                await model.root_async_client.close()
 
     return asyncio.run(main())
 
@@ -89,8 +92,8 @@ def billed_tokens(server: OpenAIServer) -> int:
     return stats["prompt_tokens"] + stats["completion_tokens"]
 
 
-def test_the_prompt_carries_the_reasons_and_nothing_else_about_the_company(budget: VendorBudget) -> None:
-    result = nimbus_score(budget.tenant_id)
+def test_the_prompt_carries_the_reasons_and_nothing_else_about_the_company(tenant: int) -> None:
+    result = nimbus_score(tenant)
     system, human = build_messages("Nimbus Apps", result)
     lines = str(human.content).splitlines()
     reasons = [json.loads(line) for line in lines if line.startswith("{")]
@@ -102,9 +105,9 @@ def test_the_prompt_carries_the_reasons_and_nothing_else_about_the_company(budge
 
 
 def test_the_model_writes_the_rationale_from_the_reasons_and_the_tokens_are_settled(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    result = nimbus_score(budget.tenant_id)
-    [rationale] = write(openai_server, db, budget, [("Nimbus Apps", result)])
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    [rationale] = write(openai_server, db, tenant, [("Nimbus Apps", result)])
 
     assert rationale.source == "llm"
     # The sandbox restates the strongest positive and negative reasons it was given.
@@ -114,17 +117,17 @@ def test_the_model_writes_the_rationale_from_the_reasons_and_the_tokens_are_sett
     [row] = usage_rows(admin)
     assert row["status"] == "ok" and row["units_charged"] == rationale.tokens_used
     assert row["units_reserved"] >= rationale.tokens_used
-    with db.tenant(budget.tenant_id) as conn:
-        assert scores_db.get_rationale(conn, budget.tenant_id, result.features_hash) == rationale.text
+    with db.tenant(tenant) as conn:
+        assert scores_db.get_rationale(conn, result.features_hash) == rationale.text
 
 
 def test_an_unchanged_company_gets_the_cached_rationale_without_spending_tokens(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    result = nimbus_score(budget.tenant_id)
-    [first] = write(openai_server, db, budget, [("Nimbus Apps", result)])
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    [first] = write(openai_server, db, tenant, [("Nimbus Apps", result)])
     stats_after_first = openai_server.stats()
 
-    [again] = write(openai_server, db, budget, [("Nimbus Apps", nimbus_score(budget.tenant_id))])
+    [again] = write(openai_server, db, tenant, [("Nimbus Apps", nimbus_score(tenant))])
 
     assert again == Rationale(first.text, "cache", 0)
     assert openai_server.stats() == stats_after_first
@@ -132,23 +135,23 @@ def test_an_unchanged_company_gets_the_cached_rationale_without_spending_tokens(
 
 
 def test_without_a_key_the_rationale_is_a_template_sentence_from_the_reasons(
-        db: Database, budget: VendorBudget, admin: psycopg.Connection) -> None:
-    result = nimbus_score(budget.tenant_id)
-    [rationale] = write(None, db, budget, [("Nimbus Apps", result)])
+        db: Database, tenant: int, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    [rationale] = write(None, db, tenant, [("Nimbus Apps", result)])
 
     assert rationale == Rationale(template_rationale("Nimbus Apps", result), "template", 0)
     assert rationale.text.startswith(f"Nimbus Apps is a High lead ({result.value:.2f}) on the strength of "
                                      "industry match (SSIC 62011 matches 62011)")
     assert "held back by a decision-maker email (role address, unverified)" in rationale.text
     assert usage_rows(admin) == []
-    with db.tenant(budget.tenant_id) as conn:
-        assert scores_db.get_rationale(conn, budget.tenant_id, result.features_hash) is None
+    with db.tenant(tenant) as conn:
+        assert scores_db.get_rationale(conn, result.features_hash) is None
 
 
 def test_an_exhausted_budget_gives_the_template_without_calling_the_model(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    result = nimbus_score(budget.tenant_id)
-    [rationale] = write(openai_server, db, budget, [("Nimbus Apps", result)], cap=50)
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    [rationale] = write(openai_server, db, tenant, [("Nimbus Apps", result)], cap=50)
 
     assert rationale.source == "template" and rationale.tokens_used == 0
     assert openai_server.stats()["calls"] == 0 and openai_server.stats()["requests"] == 0
@@ -156,12 +159,12 @@ def test_an_exhausted_budget_gives_the_template_without_calling_the_model(
 
 
 def test_the_cap_holds_for_concurrent_rationales_and_the_rest_get_templates(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
     items = [(f"Nimbus Apps {n}", score(build_features(company_row(n), SOFTWARE_ICP, crawl_row(), [INFO], {}),
-                                        tenant_id=budget.tenant_id)) for n in range(1, 7)]
-    writer = RationaleWriter(None, MODEL, db, budget, CAP)
+                                        tenant_id=tenant)) for n in range(1, 7)]
+    writer = RationaleWriter(NullOpenAIChat("no OPENAI_API_KEY", model=MODEL), night_with_cap(db, tenant, CAP))
     per_call = max(writer.reservation_tokens(name, result) for name, result in items)
-    written = write(openai_server, db, budget, items, cap=per_call * 3)
+    written = write(openai_server, db, tenant, items, cap=per_call * 3)
 
     assert sorted(r.source for r in written) == ["llm"] * 3 + ["template"] * 3
     assert openai_server.stats()["calls"] == 3
@@ -169,13 +172,13 @@ def test_the_cap_holds_for_concurrent_rationales_and_the_rest_get_templates(
 
 
 def test_a_failing_model_gives_the_template_and_settles_nothing_spent(
-        db: Database, budget: VendorBudget, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
-    result = nimbus_score(budget.tenant_id)
-    [rationale] = write(openai_server, db, budget, [("Nimbus Apps", result)], api_key="sk-wrong-key-0000")
+        db: Database, tenant: int, openai_server: OpenAIServer, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    [rationale] = write(openai_server, db, tenant, [("Nimbus Apps", result)], api_key="sk-wrong-key-0000")
 
     assert rationale.source == "template"
     assert openai_server.stats()["unauthorized"] == 1
     [row] = usage_rows(admin)
     assert (row["status"], row["units_charged"]) == ("error", 0)
-    with db.tenant(budget.tenant_id) as conn:
-        assert scores_db.get_rationale(conn, budget.tenant_id, result.features_hash) is None
+    with db.tenant(tenant) as conn:
+        assert scores_db.get_rationale(conn, result.features_hash) is None

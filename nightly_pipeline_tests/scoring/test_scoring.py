@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.domain.icp import parse_icp
-from nightly_pipeline.domain.scoring import (
+from nightly_pipeline.scoring.score import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
     LeadFeatures,
@@ -272,7 +272,7 @@ def test_scoring_inputs_store_and_shortlist(db: Database) -> None:
     insert_verification(db, tenant, "info@nimbus.sg", "risky", expired=True)
 
     with db.tenant(tenant) as conn:
-        inputs = scores_db.scoring_inputs(conn, tenant, run_id)
+        inputs = scores_db.scoring_inputs(conn, run_id)
     assert [i.company_id for i in inputs] == [ids[2], ids[0], ids[1]]
     first = next(i for i in inputs if i.company_id == ids[0])
     assert first.crawl is not None and first.crawl["signals"]["open_roles"] == 3
@@ -286,12 +286,12 @@ def test_scoring_inputs_store_and_shortlist(db: Database) -> None:
             features = build_features(item.company, SOFTWARE_ICP, item.crawl, item.contacts, item.verification)
             result = score(features, tenant_id=tenant)
             results[item.company_id] = result
-            scores_db.upsert_features(conn, tenant, item.company_id, run_date, features.to_dict(), result.features_hash)
-        scores_db.upsert_scores(conn, tenant, run_date, [
+            scores_db.upsert_features(conn, item.company_id, run_date, features.to_dict(), result.features_hash)
+        scores_db.upsert_scores(conn, run_date, [
             scores_db.ScoreRow(cid, r.value, r.bucket, r.reasons, "because", "template", r.features_hash)
             for cid, r in results.items()])
-        shortlisted = scores_db.mark_shortlist(conn, tenant, run_date, 2)
-        stored = scores_db.scores_for(conn, tenant, run_date)
+        shortlisted = scores_db.mark_shortlist(conn, run_date, 2)
+        stored = scores_db.scores_for(conn, run_date)
         stored_features = conn.execute("SELECT company_id, features FROM lead_features").fetchall()
 
     best = sorted(results, key=lambda cid: (-results[cid].value, cid))
@@ -303,5 +303,5 @@ def test_scoring_inputs_store_and_shortlist(db: Database) -> None:
             for row in stored_features}[ids[0]]["tech_match"] == 1.0
 
     with db.tenant(tenant) as conn:
-        assert scores_db.mark_shortlist(conn, tenant, run_date, 1) == best[:1]
-        assert [row["shortlisted"] for row in scores_db.scores_for(conn, tenant, run_date)] == [True, False, False]
+        assert scores_db.mark_shortlist(conn, run_date, 1) == best[:1]
+        assert [row["shortlisted"] for row in scores_db.scores_for(conn, run_date)] == [True, False, False]

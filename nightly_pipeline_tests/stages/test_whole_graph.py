@@ -3,9 +3,9 @@ import datetime as dt
 
 import pytest
 
-from nightly_pipeline.assets import all_assets
 from nightly_pipeline.cli import main
 from nightly_pipeline.db import reports
+from nightly_pipeline.definitions import nightly_assets
 from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
 
 pytestmark = pytest.mark.database
@@ -20,9 +20,9 @@ def odoo_creates(sandbox, database: str) -> dict:
 
 def test_whole_graph_then_a_rerun_that_creates_nothing(loaded_db, db_target, db_env, sandbox, sandbox_env, capsys):
     tenant = add_tenant(loaded_db, "acme", SOFTWARE, odoo_url=sandbox.odoo_url, odoo_db="demo_software")
-    first = materialize(db_target, all_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
+    first = materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
     with loaded_db.tenant(tenant) as conn:
-        shortlist = reports.shortlist(conn, tenant, dt.date.fromisoformat(DAY))
+        shortlist = reports.shortlist(conn, dt.date.fromisoformat(DAY))
     assert len(shortlist) == 6
     assert all(0 <= float(r["score"]) <= 1 and r["bucket"] in ("High", "Medium", "Low") and r["rationale"]
                for r in shortlist)
@@ -38,13 +38,13 @@ def test_whole_graph_then_a_rerun_that_creates_nothing(loaded_db, db_target, db_
     assert lines[0].split(",")[:5] == ["rank", "company", "uen", "score", "bucket"]
     assert len(lines) == 7 and "odoo_lead_id" in lines[0]
 
-    materialize(db_target, all_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
+    materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
     assert odoo_creates(sandbox, "demo_software") == created
     assert {s.name: s.stats()["requests"] for s in sandbox.servers if s.name != "odoo"} == vendor_requests
     duplicates = sandbox.odoo.duplicates("demo_software")
     assert all(not found for found in duplicates.values()), duplicates
     with loaded_db.tenant(tenant) as conn:
-        again = reports.shortlist(conn, tenant, dt.date.fromisoformat(DAY))
+        again = reports.shortlist(conn, dt.date.fromisoformat(DAY))
     assert [(r["uen"], r["odoo_partner_id"], r["odoo_lead_id"]) for r in again] == \
         [(r["uen"], r["odoo_partner_id"], r["odoo_lead_id"]) for r in shortlist]
 
@@ -54,8 +54,8 @@ def test_two_tenants_reach_only_their_own_odoo(loaded_db, db_target, sandbox, sa
     logistics = add_tenant(loaded_db, "freight", {"ssic_codes": ["52291", "46900"]}, odoo_url=sandbox.odoo_url,
                            odoo_db="demo_logistics")
     before = {db: odoo_creates(sandbox, db) for db in ("demo_software", "demo_logistics")}
-    materialize(db_target, all_assets, logistics, DAY, SHORTLIST_DAILY_CAP="3")
+    materialize(db_target, nightly_assets, logistics, DAY, SHORTLIST_DAILY_CAP="3")
     assert odoo_creates(sandbox, "demo_software") == before["demo_software"]
     assert odoo_creates(sandbox, "demo_logistics") != before["demo_logistics"]
     with loaded_db.tenant(software) as conn:
-        assert reports.shortlist(conn, software, dt.date.fromisoformat(DAY)) == []
+        assert reports.shortlist(conn, dt.date.fromisoformat(DAY)) == []

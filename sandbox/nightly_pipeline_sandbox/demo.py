@@ -154,9 +154,9 @@ def ensure_demo_tenants(db: Database, odoo_url: str) -> list[tuple[int, str]]:
                 tenant_id = tenants_db.register_tenant(conn, name, None)
         icp = parse_icp(_data("nightly_pipeline_sandbox", icp_file)).model_dump(mode="json", exclude_defaults=True)
         with db.tenant(tenant_id) as conn:
-            tenants_db.upsert_odoo_connection(conn, tenant_id, tenants_db.OdooConnection(
+            tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
                 odoo_url, odoo_db, ODOO_USER, ODOO_PASSWORD_ENV, True))
-            tenants_db.set_icp(conn, tenant_id, icp)
+            tenants_db.set_icp(conn, icp)
         tenants.append((tenant_id, name))
     return tenants
 
@@ -169,7 +169,7 @@ def find_demo_tenants(db: Database) -> dict[str, tuple[int, tenants_db.OdooConne
     for name, _, _ in DEMO_TENANTS:
         if name in ids:
             with db.tenant(ids[name]) as conn:
-                found[name] = (ids[name], tenants_db.get_odoo_connection(conn, ids[name]))
+                found[name] = (ids[name], tenants_db.get_odoo_connection(conn))
     return found
 
 
@@ -181,8 +181,8 @@ def set_up_world(db: Database, sandbox: Sandbox) -> list[tuple[int, str]]:
 
 def print_tenant(db: Database, tenant_id: int, name: str, run_date: dt.date) -> None:
     with db.tenant(tenant_id) as conn:
-        shortlist = reports.shortlist(conn, tenant_id, run_date)
-        targets = {r["company"]: r for r in reports.daily_targets(conn, tenant_id, run_date) or []}
+        shortlist = reports.shortlist(conn, run_date)
+        targets = {r["company"]: r for r in reports.daily_targets(conn, run_date) or []}
     print(f"\n== {name} (tenant {tenant_id}) — shortlist for {run_date} ==")
     if not shortlist:
         print("no scores yet")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nightly_pipeline.crawl.signals import SiteSignals
-from nightly_pipeline.enrich.extraction_profile import (
+from nightly_pipeline.stages.extraction_profile import (
     MAX_ABOUT_CHARS,
     BusinessModel,
     CompanyProfile,

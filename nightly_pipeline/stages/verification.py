@@ -2,12 +2,13 @@
 
 Addresses with a fresh verdict in ``email_verification_cache`` are not sent again. The rest go to
 ``validatebatch`` in batches of up to ``batch_size`` (single ``validate`` calls for a handful),
-after a free ``getcredits`` check of the account. Each call first reserves one unit per address of
-the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` (trimming the batch to what is left) and settles what
-ZeroBounce billed: every result except ``unknown``. Verdicts are cached with the policy and expiry
-of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so ``unknown`` is retried on a later
-night. A throttled, refused or unreachable ZeroBounce stops verification for this run without
-raising: the addresses stay unverified and the report says why.
+after a free ``getcredits`` check of the account. Each call takes the paid-call path: one unit per
+address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is
+left), what ZeroBounce billed (every result except ``unknown``) settled, and the verdicts cached
+with the policy and expiry of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so
+``unknown`` is retried on a later night. A throttled, refused or unreachable ZeroBounce stops
+verification for this run without raising: the addresses stay unverified and the report says why,
+as it does without a key.
 """
 from __future__ import annotations
 
@@ -20,21 +21,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from nightly_pipeline.db import Database
 from nightly_pipeline.db import contacts as contacts_db
-from nightly_pipeline.db.budget import BudgetExhausted, Reservation, Scope, VendorBudget
 from nightly_pipeline.domain.contacts import VerificationPolicy
-from nightly_pipeline.enrich.zerobounce_client import (
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors import zerobounce as zerobounce_vendor
+from nightly_pipeline.vendors.zerobounce import (
     MAX_BATCH_SIZE,
     BatchResult,
+    NullZeroBounceClient,
     Validation,
     ZeroBounceClient,
     ZeroBounceError,
     ZeroBounceRejected,
-    ZeroBounceUnavailable,
 )
 
-VENDOR = "zerobounce"
 BATCH_ENDPOINT = "/validatebatch"
 SINGLE_ENDPOINT = "/validate"
 CREDITS_ENDPOINT = "/getcredits"
@@ -118,21 +118,21 @@ def _distinct_addresses(emails: Iterable[str]) -> list[str]:
 
 
 class _Verifier:
-    """The calls of one run: reservations, the stop switch and the verdicts gathered."""
+    """The calls of one run: the meter, the stop switch and the verdicts gathered."""
 
-    def __init__(self, client: ZeroBounceClient, budget: VendorBudget, db: Database, tenant_id: int, *,
-                 max_verifications: int, policy: VerificationPolicy) -> None:
+    def __init__(self, client: ZeroBounceClient, night: TenantNight, *, policy: VerificationPolicy) -> None:
         self.client = client
-        self.budget = budget
-        self.db = db
-        self.tenant_id = tenant_id
-        self.max_verifications = max_verifications
+        self.night = night
+        self.meter = night.meter("zerobounce")
         self.policy = policy
         self.validations: dict[str, Validation] = {}
         self.calls: Counter[str] = Counter()
         self.credits_charged = 0
         self.stop_reason: str | None = None
-        self.cap_reached = False
+
+    @property
+    def cap_reached(self) -> bool:
+        return self.meter.cap_reached
 
     async def account_credits(self) -> int | None:
         """The account's balance (a free call); stops the run when ZeroBounce cannot verify anything."""
@@ -140,10 +140,10 @@ class _Verifier:
         try:
             credits = await self.client.credits()
         except ZeroBounceError as error:
-            await self._record_free(f"error: {type(error).__name__}", started)
+            await self.meter.record_free(CREDITS_ENDPOINT, f"error: {type(error).__name__}", started)
             self._stop(error)
             return None
-        await self._record_free("ok", started)
+        await self.meter.record_free(CREDITS_ENDPOINT, "ok", started)
         if credits < 1:
             self.stop_reason = "ZeroBounce account has no credits left: addresses stay unverified"
         return credits
@@ -163,61 +163,36 @@ class _Verifier:
         async with limiter if limiter is not None else contextlib.nullcontext():
             if self.stop_reason is not None:
                 return
-            result = await self._metered_call(endpoint, emails)
+            result = await self._paid_call(endpoint, emails)
         if result is None:
             return
-        asked = set(emails)
-        verdicts = [v for v in result.validations if v.email in asked]
-        await asyncio.to_thread(self._store, verdicts)
-        self.validations.update((v.email, v) for v in verdicts)
+        self.validations.update((v.email, v) for v in _asked(result, emails))
         if result.errors:
             first = result.errors[0]
             self._stop(ZeroBounceRejected(f"ZeroBounce {endpoint} refused {len(result.errors)} addresses: "
                                           f"{first.error}"))
 
-    async def _metered_call(self, endpoint: str, emails: list[str]) -> BatchResult | None:
-        reservation = await self._reserve(endpoint, len(emails))
-        if reservation is None:
+    async def _paid_call(self, endpoint: str, emails: list[str]) -> BatchResult | None:
+        """Verify as many of ``emails`` as the cap has left; the verdicts are cached after the call."""
+        async def send(units: int) -> Any:
+            self.calls[endpoint] += 1
+            return zerobounce_vendor.batch_answer(await self._send(endpoint, emails[:units]))
+
+        paid = await self.meter.call(endpoint, len(emails), send, billed_for_error=zerobounce_vendor.billed_for_error,
+                                     errors=(ZeroBounceError,), store=lambda result, _: self._store(result, emails),
+                                     partial=True)
+        if paid.error is not None:
+            self._stop(paid.error)
             return None
-        emails = emails[:reservation.units]
-        started = time.monotonic()
-        # Until an answer proves otherwise (say the task is cancelled mid-call), assume every
-        # reserved address was billed: the ledger may overstate spend, never understate it.
-        charged, status = reservation.units, "cancelled"
-        self.calls[endpoint] += 1
-        try:
-            result = await self._send(endpoint, emails)
-            charged, status = result.credits_charged, "ok"
-            self.credits_charged += charged
-            return result
-        except ZeroBounceError as error:
-            maybe_charged = isinstance(error, ZeroBounceUnavailable) and error.maybe_charged
-            charged = reservation.units if maybe_charged else 0
-            status = f"error: {type(error).__name__}"
-            self._stop(error)
-            return None
-        finally:
-            latency_ms = int((time.monotonic() - started) * 1000)
-            await asyncio.shield(asyncio.to_thread(self.budget.settle, reservation, charged=charged, status=status,
-                                                   latency_ms=latency_ms))
+        self.credits_charged += paid.charged
+        return paid.value
 
     async def _send(self, endpoint: str, emails: list[str]) -> BatchResult:
         if endpoint == BATCH_ENDPOINT:
             return await self.client.validate_batch(emails)
         return BatchResult((await self.client.validate(emails[0]),), ())
 
-    async def _reserve(self, endpoint: str, units: int) -> Reservation | None:
-        """Hold ``units`` verifications of the cap, or as many as are left; None when none are."""
-        while units > 0:
-            try:
-                return await asyncio.to_thread(self.budget.reserve, VENDOR, endpoint, units, self.max_verifications,
-                                               Scope.RUN)
-            except BudgetExhausted as exhausted:
-                self.cap_reached = True
-                units = min(units - 1, exhausted.remaining)
-        return None
-
-    def _stop(self, error: ZeroBounceError) -> None:
+    def _stop(self, error: Exception) -> None:
         if self.stop_reason is not None:
             return
         if isinstance(error, ZeroBounceRejected):
@@ -225,46 +200,48 @@ class _Verifier:
         else:
             self.stop_reason = f"verification delayed to next night: {error}"
 
-    async def _record_free(self, status: str, started: float) -> None:
-        latency_ms = int((time.monotonic() - started) * 1000)
-        await asyncio.to_thread(self.budget.record_free, VENDOR, CREDITS_ENDPOINT, status, latency_ms)
-
-    def _store(self, verdicts: Sequence[Validation]) -> None:
+    def _store(self, result: BatchResult, emails: list[str]) -> None:
         records = [contacts_db.VerificationRecord(v.email, v.status, v.sub_status or None,
                                                   str(self.policy.deliverability(v.status)), self.policy.ttl(v.status))
-                   for v in verdicts]
-        with self.db.tenant(self.tenant_id) as conn:
-            contacts_db.put_verifications(conn, self.tenant_id, records)
+                   for v in _asked(result, emails)]
+        with self.night.transaction() as conn:
+            contacts_db.put_verifications(conn, records)
 
 
-def _cached(db: Database, tenant_id: int, addresses: list[str]) -> dict[str, contacts_db.CachedVerification]:
-    with db.tenant(tenant_id) as conn:
-        return contacts_db.cached_verifications(conn, tenant_id, addresses)
+def _asked(result: BatchResult, emails: list[str]) -> list[Validation]:
+    """The verdicts of the addresses asked for (ZeroBounce may answer for others too)."""
+    asked = set(emails)
+    return [v for v in result.validations if v.email in asked]
 
 
-async def verify_emails(emails: Iterable[str], *, client: ZeroBounceClient | None, budget: VendorBudget,
-                        max_verifications: int, db: Database, tenant_id: int,
-                        batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE,
+def _cached(night: TenantNight, addresses: list[str]) -> dict[str, contacts_db.CachedVerification]:
+    with night.transaction() as conn:
+        return contacts_db.cached_verifications(conn, addresses)
+
+
+async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroBounceClient | NullZeroBounceClient,
+                        *, batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE,
                         period_s: float = 60.0, policy: VerificationPolicy | None = None,
                         limiter: RollingWindowLimiter | None = None) -> VerificationReport:
     """Verify the addresses without a fresh cached verdict; never raises for vendor trouble.
 
-    ``limiter`` (default: :func:`batch_limiter` of ``batches_per_minute`` per ``period_s``) paces
-    the batch calls; pass a shared one when several runs in this event loop use the same key.
+    ``client`` must be open on the running event loop (``async with client:``). ``limiter``
+    (default: :func:`batch_limiter` of ``batches_per_minute`` per ``period_s``) paces the batch
+    calls; pass a shared one when several runs in this event loop use the same key.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {batch_size}")
     policy = policy or VerificationPolicy()
     addresses = _distinct_addresses(emails)
     report = VerificationReport(requested=len(addresses))
-    cached = await asyncio.to_thread(_cached, db, tenant_id, addresses) if addresses else {}
+    cached = await asyncio.to_thread(_cached, night, addresses) if addresses else {}
     report.cache_hits = len(cached)
     report.policies = {email: verdict.policy for email, verdict in cached.items()}
     pending = [address for address in addresses if address not in cached]
-    if pending and client is None:
-        report.degradations.append(f"no ZEROBOUNCE_API_KEY: {len(pending)} addresses stay unverified")
-    elif pending and client is not None:
-        verifier = _Verifier(client, budget, db, tenant_id, max_verifications=max_verifications, policy=policy)
+    if pending and isinstance(client, NullZeroBounceClient):
+        report.degradations.append(f"{client.reason}: {len(pending)} addresses stay unverified")
+    elif pending and isinstance(client, ZeroBounceClient):
+        verifier = _Verifier(client, night, policy=policy)
         await _verify_pending(verifier, pending, batch_size,
                               limiter or batch_limiter(batches_per_minute, period_s), report)
     report.unverified = len(pending) - report.verified
@@ -289,7 +266,7 @@ async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: i
     report.single_calls = verifier.calls[SINGLE_ENDPOINT]
     left = len(pending) - report.verified
     if verifier.cap_reached and left:
-        report.degradations.append(f"ZeroBounce verification cap reached ({verifier.max_verifications} per run): "
+        report.degradations.append(f"ZeroBounce verification cap reached ({verifier.meter.cap} per run): "
                                    f"{left} addresses stay unverified")
     if verifier.stop_reason is not None:
         report.degradations.append(verifier.stop_reason)

@@ -2,22 +2,35 @@
 
 For each target: find its website if the registry has none, crawl it politely, read the signals,
 fall back to Tavily when the crawl is blocked or thin, and extract a profile. Every company runs
-in its own task; per-domain politeness and the vendor budgets, not this loop, set the pace.
+in its own task; per-domain politeness and the vendor budgets, not this loop, set the pace. Each
+company's result is stored as soon as it is ready, so a re-run of the night resumes after it.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import html
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+from tavily import TavilyClient
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
-from nightly_pipeline.enrich.discovery import DiscoveredWebsite, WebsiteDiscovery
-from nightly_pipeline.enrich.extraction import ExtractionResult, Extractor
-from nightly_pipeline.enrich.tavily_fallback import FallbackContent, TavilyFallback
+from nightly_pipeline.db import enrichment as enrichment_db
+from nightly_pipeline.db.acra import CompanyRow
 from nightly_pipeline.settings import Settings
+from nightly_pipeline.stages.discovery import DiscoveredWebsite, WebsiteDiscovery
+from nightly_pipeline.stages.extraction import ExtractionResult, Extractor
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.stages.tavily_fallback import FallbackContent, TavilyFallback
+from nightly_pipeline.vendors.openai import ChatClient
+from nightly_pipeline.vendors.paid_call import unavailable_reason
+from nightly_pipeline.vendors.tavily import NullTavilyClient
+
+log = logging.getLogger(__name__)
 
 # Companies in flight at once; the crawler separately bounds domains in flight and spaces requests.
 DEFAULT_COMPANY_CONCURRENCY = 64
@@ -110,11 +123,11 @@ class CrawlStage:
         self.extractor = extractor
         self.corpus_char_limit = corpus_char_limit
 
-    async def enrich(self, company: Mapping[str, Any]) -> CompanyCrawl:
+    async def enrich(self, company: CompanyRow) -> CompanyCrawl:
         reasons: list[str] = []
-        domain = company.get("website_domain")
-        source = company.get("website_source") or ("acra" if domain else None)
-        confidence = company.get("website_confidence")
+        domain = company.website_domain
+        source = company.website_source or ("acra" if domain else None)
+        confidence = company.website_confidence
         discovered = None
         if not domain:
             discovered = await self.discovery.discover(company)
@@ -137,13 +150,13 @@ class CrawlStage:
                     reasons.append(f"no fallback: {fallback.reason}")
         signals = merge_site_signals(pages, corpus_char_limit=self.corpus_char_limit) if pages else None
         extraction = await self.extractor.extract(company, signals.corpus if signals else "", signals)
-        return CompanyCrawl(company_id=company["company_id"], domain=domain, domain_source=source,
+        return CompanyCrawl(company_id=company.company_id, domain=domain, domain_source=source,
                             domain_confidence=confidence, discovery=discovered, crawl=crawl, signals=signals,
                             fallback=fallback, extraction=extraction, reasons=reasons)
 
-    async def enrich_many(self, companies: Iterable[Mapping[str, Any]], *,
+    async def enrich_many(self, companies: Iterable[CompanyRow], *,
                           on_done: Callable[[CompanyCrawl], Awaitable[None]],
-                          on_error: Callable[[Mapping[str, Any], Exception], Awaitable[None]],
+                          on_error: Callable[[CompanyRow, Exception], Awaitable[None]],
                           concurrency: int = DEFAULT_COMPANY_CONCURRENCY) -> None:
         """Enrich every company, handing each result to ``on_done`` as soon as it is ready.
 
@@ -151,7 +164,7 @@ class CrawlStage:
         """
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(company: Mapping[str, Any]) -> None:
+        async def one(company: CompanyRow) -> None:
             try:
                 async with gate:
                     result = await self.enrich(company)
@@ -163,3 +176,68 @@ class CrawlStage:
         async with asyncio.TaskGroup() as group:
             for company in companies:
                 group.create_task(one(company))
+
+
+# -- a night's targets --------------------------------------------------------------------------------------
+def run_record(result: CompanyCrawl, *, persist_corpus: bool) -> enrichment_db.CompanyRunRecord:
+    extraction = result.extraction.to_dict()
+    return enrichment_db.CompanyRunRecord(
+        company_id=result.company_id, outcome=result.outcome, degraded=result.degraded,
+        reasons=result.reasons + ([result.extraction.degraded_reason] if result.extraction.degraded_reason else []),
+        signals=result.signals_dict(), extraction=extraction, corpus_hash=result.extraction.corpus_hash,
+        corpus=result.corpus if persist_corpus else None)
+
+
+def store_result(night: TenantNight, result: CompanyCrawl) -> None:
+    """The company's result in the night's record, and what it taught the shared ``companies`` row."""
+    now = dt.datetime.now(dt.timezone.utc)
+    with night.transaction() as conn:
+        enrichment_db.save_company_run(conn, night.run_id,
+                                       run_record(result, persist_corpus=night.settings.persist_crawl_corpus))
+        if result.discovery is not None:
+            enrichment_db.record_website(conn, result.company_id, result.discovery.domain,
+                                         result.discovery.source, result.discovery.confidence)
+        if result.crawl is not None or result.extraction.source != "deterministic":
+            enrichment_db.record_firmographics(conn, result.company_id, result.extraction.profile.model_dump(),
+                                               source=result.extraction.source, run_id=night.run_id,
+                                               crawled_at=now)
+
+
+def store_error(night: TenantNight, company_id: int, error: Exception) -> None:
+    """A company whose crawl failed: recorded as an error, which the next run of the night retries."""
+    record = enrichment_db.CompanyRunRecord(
+        company_id=company_id, outcome="error", degraded=True, reasons=[f"{type(error).__name__}: {error}"[:500]],
+        signals={}, extraction={}, corpus_hash=None, corpus=None)
+    with night.transaction() as conn:
+        enrichment_db.save_company_run(conn, night.run_id, record)
+
+
+async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
+                        tavily: TavilyClient | NullTavilyClient, chat: ChatClient,
+                        logger: logging.Logger = log) -> None:
+    """Crawl, enrich and store every company of ``companies`` for the night; a company that fails is
+    stored as an error (and reported to ``logger``) without stopping the others."""
+    settings = night.settings
+    async with SiteCrawler(crawler_config(settings)) as crawler, chat:
+        fallback = TavilyFallback(tavily, night)
+        stage = CrawlStage(crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,
+                           extractor=Extractor(chat, night), corpus_char_limit=settings.extract_corpus_char_limit)
+
+        async def on_done(result: CompanyCrawl) -> None:
+            await asyncio.to_thread(store_result, night, result)
+
+        async def on_error(company: CompanyRow, error: Exception) -> None:
+            logger.error("crawl of company %s failed: %s: %s", company.company_id, type(error).__name__, error)
+            await asyncio.to_thread(store_error, night, company.company_id, error)
+
+        await stage.enrich_many(companies, on_done=on_done, on_error=on_error)
+
+
+def vendor_degradations(*, tavily: TavilyClient | NullTavilyClient, chat: ChatClient) -> list[str]:
+    """What the night does without: the vendors that cannot be called, and why."""
+    notes = []
+    if (reason := unavailable_reason(chat)) is not None:
+        notes.append(f"{reason}: profiles are extracted without the model (deterministic)")
+    if (reason := unavailable_reason(tavily)) is not None:
+        notes.append(f"{reason}: no Tavily fallback for blocked or thin sites and no web search for missing websites")
+    return notes

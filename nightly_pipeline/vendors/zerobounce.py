@@ -1,5 +1,5 @@
-"""Async client for ZeroBounce v2 (vendor-apis.md §3): single ``validate``, ``validatebatch`` on the
-bulk host, and ``getcredits``.
+"""ZeroBounce v2: single ``validate``, ``validatebatch`` on the bulk host, and ``getcredits``; the
+client's resource, and what a call costs.
 
 ZeroBounce reports most errors as HTTP 200 with ``{"error": …}``, so answers are judged by their
 body, not their status code. A 429 or an error that speaks of a block is :class:`ZeroBounceThrottled`;
@@ -9,15 +9,22 @@ billed, and the caller decides whether to try again another night.
 
 The key is a query parameter on GET calls, so it is part of the URL: error messages name the
 endpoint only, and httpx's request log lines have the key masked.
-"""
-from __future__ import annotations
 
+The run's cap counts verifications, and ZeroBounce bills every result except ``unknown``: a call is
+settled with what it billed, and a call that may have been processed (the connection failed after
+it was sent) with every address it carried.
+"""
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
+import dagster as dg
 import httpx
+from pydantic import PrivateAttr
+
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
 DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
 DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
@@ -120,7 +127,8 @@ def _validation(item: Mapping[str, Any], endpoint: str) -> Validation:
 
 
 class ZeroBounceClient:
-    """``async with ZeroBounceClient(key, base_url=…, bulk_base_url=…) as zb:`` — one per event loop."""
+    """``async with ZeroBounceClient(key, base_url=…, bulk_base_url=…) as zb:``, once per event loop:
+    each ``async with`` opens the connections on the running loop and closes them on exit."""
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  bulk_base_url: str = DEFAULT_BULK_BASE_URL, timeout_s: float = 30.0,
@@ -132,16 +140,27 @@ class ZeroBounceClient:
         self._bulk_base_url = bulk_base_url.rstrip("/")
         # A batch of 200 can take about 70 s at ZeroBounce (vendor-apis §3.2).
         self._batch_timeout_s = batch_timeout_s
-        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport, headers={"accept": "application/json"})
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"ZeroBounceClient(base_url={self._base_url!r}, bulk_base_url={self._bulk_base_url!r})"
 
     async def __aenter__(self) -> Self:
+        if self._http is not None:
+            raise RuntimeError("this ZeroBounceClient is already open on an event loop")
+        self._http = httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport,
+                                       headers={"accept": "application/json"})
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def validate(self, email: str) -> Validation:
         body = await self._call("validate", "GET", f"{self._base_url}/validate",
@@ -175,6 +194,8 @@ class ZeroBounceClient:
 
     async def _call(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None = None,
                     json: Any = None, timeout: float | None = None) -> dict[str, Any]:
+        if self._http is None:
+            raise RuntimeError("open the client on this event loop first: `async with zerobounce:`")
         extra = {"timeout": timeout} if timeout is not None else {}
         try:
             response = await self._http.request(method, url, params=params, json=json, **extra)
@@ -204,3 +225,57 @@ class ZeroBounceClient:
         if response.status_code != 200:
             raise ZeroBounceRejected(f"ZeroBounce {endpoint} answered {response.status_code}")
         return body
+
+
+# -- what a call costs ------------------------------------------------------------------------------------
+def batch_answer(result: BatchResult) -> Answer[BatchResult]:
+    return Answer(result, Billed(result.credits_charged, "ok"))
+
+
+def billed_for_error(error: Exception, reserved: int) -> Billed:
+    """Every address of the call when it may have been processed, else nothing."""
+    maybe_charged = not isinstance(error, ZeroBounceError) or (
+        isinstance(error, ZeroBounceUnavailable) and error.maybe_charged)
+    return Billed(reserved if maybe_charged else 0, f"error: {type(error).__name__}")
+
+
+# -- the resource ------------------------------------------------------------------------------------------
+NO_KEY = "no ZEROBOUNCE_API_KEY"
+
+
+class NullZeroBounceClient(NullClient):
+    """No ZeroBounce tonight: addresses stay unverified."""
+
+
+class ZeroBounceResource(dg.ConfigurableResource):
+    """Builds the run's :class:`ZeroBounceClient` once, when the run starts.
+
+    ``base_url`` serves ``validate`` and ``getcredits``, ``bulk_base_url`` serves ``validatebatch``
+    (the sandbox answers both under one URL); left unset they take ``ZEROBOUNCE_BASE_URL`` and
+    ``ZEROBOUNCE_BULK_BASE_URL``. The key comes from the run's settings (``ZEROBOUNCE_API_KEY``),
+    never from a field; without it the client is a :class:`NullZeroBounceClient`.
+    """
+
+    settings: PipelineSettings
+    base_url: str | None = None
+    bulk_base_url: str | None = None
+    timeout_s: float = 30.0
+    batch_timeout_s: float = 150.0
+
+    _client: ZeroBounceClient | NullZeroBounceClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = self.settings.settings
+        key = (settings.secret("zerobounce_api_key") or "").strip()
+        if not key:
+            self._client = NullZeroBounceClient(NO_KEY)
+            return
+        self._client = ZeroBounceClient(
+            key, base_url=self.base_url or settings.zerobounce_base_url or DEFAULT_BASE_URL,
+            bulk_base_url=self.bulk_base_url or settings.zerobounce_bulk_base_url or DEFAULT_BULK_BASE_URL,
+            timeout_s=self.timeout_s, batch_timeout_s=self.batch_timeout_s)
+
+    def get_client(self) -> ZeroBounceClient | NullZeroBounceClient:
+        if self._client is None:
+            raise RuntimeError("ZeroBounceResource is used outside a run; Dagster builds its client at run start")
+        return self._client

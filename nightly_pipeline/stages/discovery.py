@@ -25,7 +25,7 @@ from nightly_pipeline.crawl.signals.html import SOCIAL_DOMAINS, page_meta_from_t
 from nightly_pipeline.crawl.signals.jsonld import iter_nodes, jsonld_values, organization_from_values
 from nightly_pipeline.domain.acra import core_name
 from nightly_pipeline.domain.web import registrable_domain
-from nightly_pipeline.enrich.tavily_fallback import SearchHit, TavilyFallback
+from nightly_pipeline.stages.tavily_fallback import SearchHit, TavilyFallback
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,12 @@ Lusha, per company without a personal site contact and with a web domain:
    contacts a previous lookup already revealed: a contact is never paid for twice.
 
 ``LUSHA_MAX_CONTACT_LOOKUPS`` counts **contacts enriched** (what Lusha bills), not calls: each enrich
-call first reserves one unit per contact id in the run's ledger (an atomic reservation, trimmed to
-what is left), and settles what Lusha revealed. Once the cap is reached the remaining companies go
-without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
+call takes the paid-call path, reserving one unit per contact id in the run's ledger (an atomic
+reservation, trimmed to what is left) and settling what Lusha revealed. Once the cap is reached the
+remaining companies go without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
 client's retries, or an outage stops Lusha for the rest of the run: the run keeps its site contacts.
+Without a Lusha client (no key, fallback switched off) the run keeps its site contacts too, and the
+report names the reason.
 """
 from __future__ import annotations
 
@@ -26,9 +28,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nightly_pipeline.db import Database
 from nightly_pipeline.db import contacts as contacts_db
-from nightly_pipeline.db.budget import BudgetExhausted, Reservation, Scope, VendorBudget
+from nightly_pipeline.db.enrichment import RunRecord
 from nightly_pipeline.domain.acra import core_name
 from nightly_pipeline.domain.contacts import (
     Contact,
@@ -40,19 +41,21 @@ from nightly_pipeline.domain.contacts import (
     preferred_title_rank,
 )
 from nightly_pipeline.domain.web import registrable_domain
-from nightly_pipeline.enrich.lusha_client import (
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors import lusha as lusha_vendor
+from nightly_pipeline.vendors.lusha import (
     EnrichResult,
     LushaClient,
     LushaError,
     LushaRequestError,
-    LushaUnavailable,
+    NullLushaClient,
     SearchHit,
     SearchResult,
 )
+from nightly_pipeline.vendors.paid_call import VendorMeter, unavailable_reason
 
-VENDOR = "lusha"
-SEARCH_ENDPOINT = "/prospecting/contact/search"
-ENRICH_ENDPOINT = "/prospecting/contact/enrich"
+SEARCH_ENDPOINT = lusha_vendor.SEARCH_PATH
+ENRICH_ENDPOINT = lusha_vendor.ENRICH_PATH
 DEFAULT_IDS_PER_COMPANY = 3
 DEFAULT_CACHE_DAYS = 30
 # Companies handled at once; the Lusha client separately keeps at most five calls on the wire.
@@ -132,21 +135,6 @@ def rank_hits(hits: Iterable[SearchHit], *, domain: str, names: Sequence[str], p
     return own[:limit]
 
 
-def _ok_status(attempts: int) -> str:
-    return "ok" if attempts <= 1 else f"ok after {attempts} attempts"
-
-
-def _failed_status(error: LushaError) -> str:
-    code = f" {error.status}" if error.status else ""
-    return f"error{code}: {type(error).__name__} after {error.attempts} attempt(s)"
-
-
-def _maybe_billed(error: LushaError) -> bool:
-    # A connection lost after the request went out may have been processed: assume it was billed,
-    # so the ledger may overstate spend but never understate it.
-    return isinstance(error, LushaUnavailable) and error.sent and error.status is None
-
-
 def _union_by_contact_id(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     people: dict[str, dict[str, Any]] = {}
     for person in (p for group in groups for p in group):
@@ -155,16 +143,13 @@ def _union_by_contact_id(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str,
 
 
 class _LushaFallback:
-    """Lusha lookups for one tenant run, with the run's cap, cache and stop switch."""
+    """Lusha lookups for one tenant night, with the run's cap, cache and stop switch."""
 
-    def __init__(self, client: LushaClient, budget: VendorBudget, db: Database, tenant_id: int, *,
-                 max_lookups: int, preferred_titles: Sequence[str], cache_age: dt.timedelta,
-                 ids_per_company: int) -> None:
+    def __init__(self, client: LushaClient, night: TenantNight, *, preferred_titles: Sequence[str],
+                 cache_age: dt.timedelta, ids_per_company: int) -> None:
         self.client = client
-        self.budget = budget
-        self.db = db
-        self.tenant_id = tenant_id
-        self.max_lookups = max_lookups
+        self.night = night
+        self.meter: VendorMeter = night.meter("lusha")
         self.preferred_titles = list(preferred_titles)
         self.cache_age = cache_age
         self.ids_per_company = ids_per_company
@@ -195,17 +180,12 @@ class _LushaFallback:
         revealed_ids = {str(p.get("contact_id")) for p in known}
         new_ids = [hit.contact_id for hit in best if hit.contact_id not in revealed_ids]
         self.counters["already_revealed"] += len(best) - len(new_ids)
-        revealed: list[dict[str, Any]] = []
-        credits = 0
-        if new_ids:
-            enriched = await self._enrich(search.request_id, new_ids)
-            if enriched is None:
-                return known
-            revealed = [contact.to_dict() for contact in enriched.contacts]
-            credits = enriched.contacts_enriched
-        people = _union_by_contact_id(known, revealed)
-        await asyncio.to_thread(self._store_lookup, domain, search.request_id, people, credits)
-        return people
+        if not new_ids:
+            people = _union_by_contact_id(known)
+            await asyncio.to_thread(self._store_lookup, domain, search.request_id, people, 0)
+            return people
+        enriched = await self._enrich(domain, search.request_id, new_ids, known)
+        return known if enriched is None else _people_after(known, enriched)
 
     # -- calls -------------------------------------------------------------------------------
     async def _search(self, domain: str, names: Sequence[str]) -> tuple[SearchResult, list[SearchHit]] | None:
@@ -230,119 +210,101 @@ class _LushaFallback:
         try:
             result = await self.client.search_contacts(domain, names, titles)
         except LushaError as error:
-            await self._record_free(_failed_status(error), started)
+            await self.meter.record_free(SEARCH_ENDPOINT, lusha_vendor.failed_status(error), started)
             self._failed(error)
             return None
-        await self._record_free(_ok_status(result.attempts), started)
+        await self.meter.record_free(SEARCH_ENDPOINT, lusha_vendor.ok_status(result.attempts), started)
         return result
 
-    async def _enrich(self, request_id: str, contact_ids: list[str]) -> EnrichResult | None:
+    async def _enrich(self, domain: str, request_id: str, contact_ids: list[str],
+                      known: list[dict[str, Any]]) -> EnrichResult | None:
+        """The paid call: as many of ``contact_ids`` as the cap has left, the lookup cached after it."""
         if self.stop_reason is not None:
             self.counters["skipped_after_stop"] += 1
             return None
-        reservation = await self._reserve(len(contact_ids))
-        if reservation is None:
+
+        async def send(units: int) -> Any:
+            self.counters["enrich_calls"] += 1
+            return lusha_vendor.enrich_answer(await self.client.enrich(request_id, contact_ids[:units]))
+
+        def store(result: EnrichResult, credits: int) -> None:
+            self._store_lookup(domain, request_id, _people_after(known, result), credits)
+
+        paid = await self.meter.call(ENRICH_ENDPOINT, len(contact_ids), send,
+                                     billed_for_error=lusha_vendor.billed_for_error, errors=(LushaError,),
+                                     store=store, partial=True)
+        if paid.exhausted is not None:
+            self.cap_exhausted = True
             self.counters["skipped_for_cap"] += 1
             return None
-        started = time.monotonic()
-        # Until an answer proves otherwise (say the task is cancelled mid-call), assume Lusha billed
-        # every reserved contact: the ledger may overstate spend, never understate it.
-        charged, status = reservation.units, "cancelled"
-        self.counters["enrich_calls"] += 1
-        try:
-            result = await self.client.enrich(request_id, contact_ids[:reservation.units])
-            charged, status = result.contacts_enriched, _ok_status(result.attempts)
-            self.counters["contacts_enriched"] += charged
-            return result
-        except LushaError as error:
-            charged = reservation.units if _maybe_billed(error) else 0
-            status = _failed_status(error)
-            self._failed(error)
+        if paid.error is not None:
+            self._failed(paid.error)
             return None
-        finally:
-            latency_ms = int((time.monotonic() - started) * 1000)
-            await asyncio.shield(asyncio.to_thread(self.budget.settle, reservation, charged=charged, status=status,
-                                                   latency_ms=latency_ms))
+        self.counters["contacts_enriched"] += paid.charged
+        return paid.value
 
-    async def _reserve(self, units: int) -> Reservation | None:
-        """Hold ``units`` contacts of the cap, or as many as are left; None when none are."""
-        while units > 0:
-            try:
-                return await asyncio.to_thread(self.budget.reserve, VENDOR, ENRICH_ENDPOINT, units,
-                                               self.max_lookups, Scope.RUN)
-            except BudgetExhausted as exhausted:
-                units = min(units - 1, exhausted.remaining)
-        self.cap_exhausted = True
-        return None
-
-    def _failed(self, error: LushaError) -> None:
+    def _failed(self, error: Exception) -> None:
         if isinstance(error, LushaRequestError):
             self.request_failures.append(str(error))
         elif self.stop_reason is None:
             self.stop_reason = str(error)
 
     # -- storage -----------------------------------------------------------------------------
-    async def _record_free(self, status: str, started: float) -> None:
-        latency_ms = int((time.monotonic() - started) * 1000)
-        await asyncio.to_thread(self.budget.record_free, VENDOR, SEARCH_ENDPOINT, status, latency_ms)
-
     def _stored_lookup(self, domain: str) -> contacts_db.LushaLookup | None:
-        with self.db.tenant(self.tenant_id) as conn:
-            return contacts_db.get_lusha_lookup(conn, self.tenant_id, domain, self.cache_age)
+        with self.night.transaction() as conn:
+            return contacts_db.get_lusha_lookup(conn, domain, self.cache_age)
 
     def _store_lookup(self, domain: str, request_id: str, people: list[dict[str, Any]], credits: int) -> None:
-        with self.db.tenant(self.tenant_id) as conn:
-            contacts_db.put_lusha_lookup(conn, self.tenant_id, domain, request_id, people, credits)
+        with self.night.transaction() as conn:
+            contacts_db.put_lusha_lookup(conn, domain, request_id, people, credits)
 
 
-def _store_contacts(db: Database, tenant_id: int, contacts: list[Contact]) -> list[Contact]:
-    with db.tenant(tenant_id) as conn:
-        return contacts_db.upsert_contacts(conn, tenant_id, contacts)
+def _people_after(known: list[dict[str, Any]], enriched: EnrichResult) -> list[dict[str, Any]]:
+    return _union_by_contact_id(known, [contact.to_dict() for contact in enriched.contacts])
 
 
-async def _company_contacts(company: Mapping[str, Any], fallback: _LushaFallback | None, db: Database,
-                            tenant_id: int) -> _CompanyOutcome:
-    company_id = int(company["company_id"])
-    signals = company.get("signals") or {}
-    domain = company_domain(company, signals)
-    site = contacts_from_signals(company, signals)
+def _store_contacts(night: TenantNight, contacts: list[Contact]) -> list[Contact]:
+    with night.transaction() as conn:
+        return contacts_db.upsert_contacts(conn, contacts)
+
+
+async def _company_contacts(record: RunRecord, fallback: _LushaFallback | None, night: TenantNight) -> _CompanyOutcome:
+    signals = record.signals or {}
+    domain = company_domain(record, signals)
+    site = contacts_from_signals(record, signals)
     has_site_personal = any(contact.is_company_person for contact in site)
-    people = await fallback.people(company, domain) if fallback and domain and not has_site_personal else []
-    lusha = [c for person in people if (c := contact_from_lusha(company_id, domain, person)) is not None]
-    stored = await asyncio.to_thread(_store_contacts, db, tenant_id, site + lusha)
-    return _CompanyOutcome(company_id, domain, len(site), len(lusha), has_site_personal, stored)
+    people = await fallback.people(record, domain) if fallback and domain and not has_site_personal else []
+    lusha = [c for person in people if (c := contact_from_lusha(record.company_id, domain, person)) is not None]
+    stored = await asyncio.to_thread(_store_contacts, night, site + lusha)
+    return _CompanyOutcome(record.company_id, domain, len(site), len(lusha), has_site_personal, stored)
 
 
-def assign_primary_contacts(db: Database, tenant_id: int, company_ids: Iterable[int],
+def assign_primary_contacts(night: TenantNight, company_ids: Iterable[int],
                             preferred_titles: Sequence[str]) -> dict[int, str | None]:
     """Choose and flag each company's primary contact with the verdicts cached so far.
 
     Run again after verification: an address found suppressed then loses its flag.
     """
     ids = sorted(set(company_ids))
-    with db.tenant(tenant_id) as conn:
-        contacts = contacts_db.contacts_of_companies(conn, tenant_id, ids)
+    with night.transaction() as conn:
+        contacts = contacts_db.contacts_of_companies(conn, ids)
         emails = [contact.email for group in contacts.values() for contact in group]
-        verdicts = contacts_db.cached_verifications(conn, tenant_id, emails, fresh_only=False)
+        verdicts = contacts_db.cached_verifications(conn, emails, fresh_only=False)
         policies = {email: verdict.policy for email, verdict in verdicts.items()}
         chosen = {}
         for company_id in ids:
             primary = choose_primary(contacts.get(company_id, []), preferred_titles, policies)
             chosen[company_id] = primary.email if primary is not None else None
-        contacts_db.set_primary_contacts(conn, tenant_id, chosen)
+        contacts_db.set_primary_contacts(conn, chosen)
     return chosen
 
 
-def _degradations(report: ContactsReport, *, lusha: LushaClient | None, enabled: bool,
-                  fallback: _LushaFallback | None, cap: int) -> list[str]:
+def _degradations(report: ContactsReport, *, unavailable: str | None, fallback: _LushaFallback | None,
+                  cap: int) -> list[str]:
     needing = report.companies_needing_lusha
     notes = []
-    if needing and not enabled:
-        notes.append(f"Lusha fallback disabled (ENABLE_LUSHA_FALLBACK): {needing} companies without a personal "
-                     f"site contact kept site contacts only")
-    elif needing and lusha is None:
-        notes.append(f"no LUSHA_API_KEY: {needing} companies without a personal site contact kept site contacts "
-                     f"only")
+    if needing and unavailable is not None:
+        notes.append(f"{unavailable}: {needing} companies without a personal site contact kept site contacts only")
     if fallback is None:
         return notes
     if report.cap_reached:
@@ -383,36 +345,34 @@ def _report(outcomes: Sequence[_CompanyOutcome], fallback: _LushaFallback | None
     )
 
 
-async def find_contacts(companies_with_signals: Iterable[Mapping[str, Any]], *, lusha: LushaClient | None,
-                        budget: VendorBudget, db: Database, tenant_id: int, max_lookups: int,
-                        preferred_titles: Sequence[str], enabled: bool = True,
-                        cache_days: float = DEFAULT_CACHE_DAYS, ids_per_company: int = DEFAULT_IDS_PER_COMPANY,
+async def find_contacts(records: Iterable[RunRecord], night: TenantNight, lusha: LushaClient | NullLushaClient, *,
+                        preferred_titles: Sequence[str], cache_days: float = DEFAULT_CACHE_DAYS,
+                        ids_per_company: int = DEFAULT_IDS_PER_COMPANY,
                         concurrency: int = DEFAULT_COMPANY_CONCURRENCY) -> ContactsReport:
-    """Contacts for each company (rows as ``db.enrichment.run_records`` returns them: ``company_id``,
-    ``name``, ``website_domain``, ``signals``), upserted into ``contacts`` with primaries flagged.
+    """Contacts for each company the crawl stage recorded tonight, upserted into ``contacts`` with
+    primaries flagged. ``lusha`` must be open on the running event loop (``async with lusha:``).
 
     Vendor trouble never raises: it is returned in ``ContactsReport.degradations`` with its cause.
     """
     if ids_per_company < 1 or concurrency < 1:
         raise ValueError("ids_per_company and concurrency must be >= 1")
-    companies = list(companies_with_signals)
     fallback = None
-    if enabled and lusha is not None:
-        fallback = _LushaFallback(lusha, budget, db, tenant_id, max_lookups=max_lookups,
-                                  preferred_titles=preferred_titles, cache_age=dt.timedelta(days=cache_days),
-                                  ids_per_company=ids_per_company)
+    if isinstance(lusha, LushaClient):
+        fallback = _LushaFallback(lusha, night, preferred_titles=preferred_titles,
+                                  cache_age=dt.timedelta(days=cache_days), ids_per_company=ids_per_company)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(company: Mapping[str, Any]) -> _CompanyOutcome:
+    async def one(record: RunRecord) -> _CompanyOutcome:
         async with gate:
-            return await _company_contacts(company, fallback, db, tenant_id)
+            return await _company_contacts(record, fallback, night)
 
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(company)) for company in companies]
+        tasks = [group.create_task(one(record)) for record in records]
     outcomes = [task.result() for task in tasks]
     report = _report(outcomes, fallback)
-    primaries = await asyncio.to_thread(assign_primary_contacts, db, tenant_id, [o.company_id for o in outcomes],
+    primaries = await asyncio.to_thread(assign_primary_contacts, night, [o.company_id for o in outcomes],
                                         preferred_titles)
     report.primary_contacts = sum(1 for email in primaries.values() if email is not None)
-    report.degradations = _degradations(report, lusha=lusha, enabled=enabled, fallback=fallback, cap=max_lookups)
+    report.degradations = _degradations(report, unavailable=unavailable_reason(lusha), fallback=fallback,
+                                        cap=night.settings.lusha_max_contact_lookups)
     return report

@@ -1,9 +1,9 @@
 """The Tavily fallback: a company site's content when our own crawl is blocked or thin, and web search.
 
-Every Tavily call first reserves one query of the tenant run's ``TAVILY_MAX_QUERIES`` in the vendor
-ledger (an atomic reservation, so concurrent workers never overspend) and settles it afterwards:
-one query charged when Tavily answered, none when the call failed. The cap counts queries; the
-credits Tavily reports (``usage.credits``) go into the ledger's status line and the result.
+Every Tavily call takes the paid-call path (``vendors.paid_call``): one query of the tenant run's
+``TAVILY_MAX_QUERIES`` reserved first (an atomic reservation, so concurrent workers never overspend)
+and settled afterwards as ``vendors.tavily`` bills it. The credits Tavily reports go into the
+ledger's status line and the result.
 
 Tavily's crawler runs on Tavily's side, so what it returns is validated before anyone uses it:
 only http(s) pages of the requested site are kept (platform-notes §4.6). Vendor failures never
@@ -14,27 +14,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import requests
 from tavily import TavilyClient
-from tavily.errors import (
-    BadRequestError,
-    ForbiddenError,
-    InvalidAPIKeyError,
-    UsageLimitExceededError,
-)
-from tavily.errors import TimeoutError as TavilyTimeoutError
 
-from nightly_pipeline.db.budget import BudgetExhausted, Scope, VendorBudget
 from nightly_pipeline.domain.web import registrable_domain
+from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.vendors import tavily as tavily_vendor
+from nightly_pipeline.vendors.paid_call import unavailable_reason
+from nightly_pipeline.vendors.tavily import NullTavilyClient
 
 logger = logging.getLogger(__name__)
 
-VENDOR = "tavily"
 SEARCH_TIMEOUT_S = 30.0
 EXTRACT_TIMEOUT_S = 30.0
 CRAWL_TIMEOUT_S = 60.0
@@ -77,45 +70,6 @@ class _CallOutcome:
     sent: bool
     problem: str | None
     account_refused: bool = False
-
-
-class _UnreadableResponse(ValueError):
-    """Tavily answered 200 with a body that is not the documented JSON object."""
-
-
-# Failures of one call that leave the run intact; anything else is a bug and should surface.
-_VENDOR_ERRORS = (UsageLimitExceededError, ForbiddenError, InvalidAPIKeyError, BadRequestError,
-                  TavilyTimeoutError, requests.RequestException, _UnreadableResponse)
-# Refusals about the key or the account: a second endpoint would be refused the same way.
-_ACCOUNT_ERRORS = (InvalidAPIKeyError, ForbiddenError)
-# Tavily answered 200 but the body could not be used: the query still counted.
-_ANSWERED_ERRORS = (_UnreadableResponse, requests.JSONDecodeError)
-
-
-def _describe_failure(exc: BaseException) -> str:
-    """A short reason for a failed call; exception messages are left out because they may echo input."""
-    if isinstance(exc, UsageLimitExceededError):
-        return "rate limited by Tavily (HTTP 429)"
-    if isinstance(exc, ForbiddenError):
-        return "refused by Tavily: plan or credit limit reached (HTTP 403/432/433)"
-    if isinstance(exc, InvalidAPIKeyError):
-        return "Tavily rejected the API key (HTTP 401)"
-    if isinstance(exc, BadRequestError):
-        return "Tavily rejected the request as invalid (HTTP 400)"
-    if isinstance(exc, TavilyTimeoutError):
-        return "no answer from Tavily in time"
-    if isinstance(exc, requests.HTTPError):
-        status = exc.response.status_code if exc.response is not None else "?"
-        return f"Tavily answered HTTP {status}"
-    if isinstance(exc, requests.RequestException):
-        return f"could not reach Tavily ({type(exc).__name__})"
-    return "Tavily's answer could not be read"
-
-
-def _credits(response: Mapping[str, Any]) -> int:
-    usage = response.get("usage")
-    credits = usage.get("credits") if isinstance(usage, Mapping) else None
-    return credits if isinstance(credits, int) and not isinstance(credits, bool) and credits >= 0 else 0
 
 
 def _web_url(value: Any) -> tuple[str, str] | None:
@@ -184,29 +138,28 @@ def _search_hits(response: Mapping[str, Any]) -> list[SearchHit]:
 
 
 class TavilyFallback:
-    """Budgeted Tavily calls for one tenant run; ``client`` None means no key, so no calls at all.
+    """Budgeted Tavily calls for one tenant run; a :class:`NullTavilyClient` means no calls at all.
 
     The synchronous ``TavilyClient`` runs in worker threads; at most ``max_concurrent_calls`` calls
-    are in flight. The caller owns ``client`` and closes it.
+    are in flight. The client belongs to the run's resource, which closes it.
     """
 
-    def __init__(self, client: TavilyClient | None, budget: VendorBudget, max_queries: int, *,
+    def __init__(self, client: TavilyClient | NullTavilyClient, night: TenantNight, *,
                  max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS) -> None:
         if max_concurrent_calls < 1:
             raise ValueError(f"max_concurrent_calls must be >= 1, got {max_concurrent_calls}")
         self._client = client
-        self._budget = budget
-        self._max_queries = max_queries
+        self._meter = night.meter("tavily")
         self._gate = asyncio.Semaphore(max_concurrent_calls)
 
     @property
     def available(self) -> bool:
-        return self._client is not None
+        return unavailable_reason(self._client) is None
 
     async def search(self, query: str, max_results: int = 5) -> list[SearchHit]:
         """Web search hits with valid http(s) URLs, best first; empty when Tavily cannot be asked."""
         client = self._client
-        if client is None:
+        if isinstance(client, NullTavilyClient):
             return []
         outcome = await self._metered("/search", lambda: client.search(
             query, search_depth="basic", max_results=max_results, include_usage=True, timeout=SEARCH_TIMEOUT_S))
@@ -225,8 +178,8 @@ class TavilyFallback:
         if site is None:
             return FallbackContent(domain=domain, reason=f"{domain!r} is not a web domain")
         client = self._client
-        if client is None:
-            return FallbackContent(domain=site, reason="no TAVILY_API_KEY")
+        if isinstance(client, NullTavilyClient):
+            return FallbackContent(domain=site, reason=client.reason)
         home = f"{scheme}://{_host(domain)}/"
         crawl = await self._metered("/crawl", lambda: client.crawl(
             home, max_depth=1, limit=limit, extract_depth="basic", format="markdown", include_usage=True,
@@ -247,33 +200,20 @@ class TavilyFallback:
                                f"{crawl_reason}; Tavily extract of the home page: {outcome}")
 
     async def _metered(self, endpoint: Endpoint, call: Callable[[], Any]) -> _CallOutcome:
-        """Reserve one query, make ``call`` in a worker thread, settle what it cost."""
-        async with self._gate:
-            try:
-                reservation = await asyncio.to_thread(self._budget.reserve, VENDOR, endpoint, 1,
-                                                      self._max_queries, Scope.RUN)
-            except BudgetExhausted as exc:
-                return _CallOutcome(None, 0, False,
-                                    f"Tavily query budget exhausted ({exc.remaining} of {exc.cap} left)")
-            started = time.monotonic()
-            # Until an answer proves otherwise (say the task is cancelled mid-call), assume the
-            # vendor counted the query: the ledger may overstate spend, never understate it.
-            charged, status = 1, "cancelled"
-            try:
-                response = await asyncio.to_thread(call)
-                if not isinstance(response, Mapping):
-                    raise _UnreadableResponse(f"expected a JSON object, got {type(response).__name__}")
-                credits = _credits(response)
-                status = f"ok: {credits} credits"
-                return _CallOutcome(response, credits, True, None)
-            except _VENDOR_ERRORS as exc:
-                reason = _describe_failure(exc)
-                charged = 1 if isinstance(exc, _ANSWERED_ERRORS) else 0
-                status = f"error: {type(exc).__name__}"
-                logger.warning("Tavily %s failed: %s", endpoint, reason)
-                return _CallOutcome(None, 0, True, reason, account_refused=isinstance(exc, _ACCOUNT_ERRORS))
-            finally:
-                latency_ms = int((time.monotonic() - started) * 1000)
-                await asyncio.shield(asyncio.to_thread(self._budget.settle, reservation, charged=charged,
-                                                       status=status, latency_ms=latency_ms))
+        """One query through the paid-call path, ``call`` made in a worker thread."""
+        async def send(_: int) -> Any:
+            return tavily_vendor.answer(await asyncio.to_thread(call))
 
+        async with self._gate:
+            paid = await self._meter.call(endpoint, 1, send, billed_for_error=tavily_vendor.billed_for_error,
+                                          errors=tavily_vendor.VENDOR_ERRORS)
+        if paid.exhausted is not None:
+            return _CallOutcome(None, 0, False, f"Tavily query budget exhausted "
+                                                f"({paid.exhausted.remaining} of {paid.exhausted.cap} left)")
+        if paid.error is not None:
+            reason = tavily_vendor.describe_failure(paid.error)
+            logger.warning("Tavily %s failed: %s", endpoint, reason)
+            return _CallOutcome(None, 0, True, reason,
+                                account_refused=isinstance(paid.error, tavily_vendor.ACCOUNT_ERRORS))
+        response = paid.value
+        return _CallOutcome(response, tavily_vendor.credits_of(response), True, None)

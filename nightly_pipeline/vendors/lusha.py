@@ -1,5 +1,5 @@
-"""Async client for Lusha's v2 prospecting API: contact search (free) and enrich (one credit per
-revealed contact), per vendor-apis.md §2.
+"""Lusha's v2 prospecting API: contact search (free) and enrich (one credit per revealed contact),
+the client's resource, and what a call costs.
 
 At most ``max_in_flight`` requests are on the wire at once. A 429 is retried after the wait Lusha
 names ("Reset in N seconds", or ``Retry-After`` when present) plus an exponentially widening full
@@ -8,18 +8,24 @@ jitter, so concurrent workers refused together do not return together; a wait lo
 is also retried on 5xx and transport errors; enrich is billed, so it is retried only when the
 request provably never reached Lusha (429, connection refused). Errors name the endpoint and the
 status, never the key (it travels in the ``api_key`` header only).
-"""
-from __future__ import annotations
 
+The run's cap counts contacts enriched, which is what Lusha bills: an enrich call is settled with
+the contacts it revealed, and a call lost after it was sent with everything it asked for.
+"""
 import asyncio
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self
 
+import dagster as dg
 import httpx
+from pydantic import PrivateAttr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
+
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
 DEFAULT_BASE_URL = "https://api.lusha.com"
 SEARCH_PATH = "/prospecting/contact/search"
@@ -194,7 +200,9 @@ def _enriched(request_id: str, contact_id: str, data: Mapping[str, Any]) -> Enri
 
 
 class LushaClient:
-    """``async with LushaClient(key, base_url=…) as lusha:`` — one per event loop."""
+    """``async with LushaClient(key, base_url=…) as lusha:``, once per event loop: each ``async with``
+    opens the connections (and the in-flight limit) on the running loop and closes them on exit, so
+    one client serves a run whose steps each run their own event loop."""
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL, timeout_s: float = 30.0,
                  max_in_flight: int = MAX_IN_FLIGHT, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -204,22 +212,36 @@ class LushaClient:
             raise ValueError("a Lusha API key is required")
         if max_in_flight < 1 or max_attempts < 1:
             raise ValueError("max_in_flight and max_attempts must be >= 1")
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport,
-                                       headers={"api_key": api_key.strip(), "accept": "application/json"})
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._key = api_key.strip()
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._max_in_flight = max_in_flight
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
         self._max_wait_s = max_wait_s
         self._sleep = sleep
+        self._http: httpx.AsyncClient | None = None
+        self._in_flight: asyncio.Semaphore | None = None
+
+    def __repr__(self) -> str:
+        return f"LushaClient(base_url={self._base_url!r})"
 
     async def __aenter__(self) -> Self:
+        if self._http is not None:
+            raise RuntimeError("this LushaClient is already open on an event loop")
+        self._http = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout_s, transport=self._transport,
+                                       headers={"api_key": self._key, "accept": "application/json"})
+        self._in_flight = asyncio.Semaphore(self._max_in_flight)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        http, self._http, self._in_flight = self._http, None, None
+        if http is not None:
+            await http.aclose()
 
     async def search_contacts(self, domain: str | None, names: Sequence[str] = (), titles: Sequence[str] = (), *,
                               page_size: int = 25) -> SearchResult:
@@ -293,6 +315,8 @@ class LushaClient:
         return payload, attempts
 
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if self._http is None or self._in_flight is None:
+            raise RuntimeError("open the client on this event loop first: `async with lusha:`")
         async with self._in_flight:
             try:
                 response = await self._http.post(path, json=body)
@@ -309,3 +333,70 @@ class LushaClient:
         if not isinstance(payload, dict):
             raise LushaUnavailable(f"Lusha POST {path} answered 200 with a body that is not a JSON object")
         return payload
+
+
+# -- what a call costs ------------------------------------------------------------------------------------
+def ok_status(attempts: int) -> str:
+    return "ok" if attempts <= 1 else f"ok after {attempts} attempts"
+
+
+def failed_status(error: LushaError) -> str:
+    code = f" {error.status}" if error.status else ""
+    return f"error{code}: {type(error).__name__} after {error.attempts} attempt(s)"
+
+
+def maybe_billed(error: LushaError) -> bool:
+    """Whether a failed enrich may have been processed: a connection lost after the request went out."""
+    return isinstance(error, LushaUnavailable) and error.sent and error.status is None
+
+
+def enrich_answer(result: EnrichResult) -> Answer[EnrichResult]:
+    return Answer(result, Billed(result.contacts_enriched, ok_status(result.attempts)))
+
+
+def billed_for_error(error: Exception, reserved: int) -> Billed:
+    """Everything asked for when the call may have been processed, else nothing."""
+    if not isinstance(error, LushaError):
+        return Billed(reserved, f"error: {type(error).__name__}")
+    return Billed(reserved if maybe_billed(error) else 0, failed_status(error))
+
+
+# -- the resource ------------------------------------------------------------------------------------------
+NO_KEY = "no LUSHA_API_KEY"
+DISABLED = "Lusha fallback disabled (ENABLE_LUSHA_FALLBACK)"
+
+
+class NullLushaClient(NullClient):
+    """No Lusha tonight (no key, or the fallback switched off): companies keep their site contacts."""
+
+
+class LushaResource(dg.ConfigurableResource):
+    """Builds the run's :class:`LushaClient` once, when the run starts.
+
+    The key comes from the run's settings (``LUSHA_API_KEY``), never from a field, so it cannot
+    appear in run config or the UI; without it, or with ``ENABLE_LUSHA_FALLBACK`` off, the client is
+    a :class:`NullLushaClient`. ``base_url`` left unset takes ``LUSHA_BASE_URL``.
+    """
+
+    settings: PipelineSettings
+    base_url: str | None = None
+    timeout_s: float = 30.0
+    max_in_flight: int = MAX_IN_FLIGHT
+
+    _client: LushaClient | NullLushaClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = self.settings.settings
+        key = (settings.secret("lusha_api_key") or "").strip()
+        if not settings.enable_lusha_fallback:
+            self._client = NullLushaClient(DISABLED)
+        elif not key:
+            self._client = NullLushaClient(NO_KEY)
+        else:
+            self._client = LushaClient(key, base_url=self.base_url or settings.lusha_base_url or DEFAULT_BASE_URL,
+                                       timeout_s=self.timeout_s, max_in_flight=self.max_in_flight)
+
+    def get_client(self) -> LushaClient | NullLushaClient:
+        if self._client is None:
+            raise RuntimeError("LushaResource is used outside a run; Dagster builds its client at run start")
+        return self._client

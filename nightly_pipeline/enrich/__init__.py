@@ -1,1 +1,0 @@
-"""Enrichment logic of the crawl stage: website discovery, the Tavily fallback and AI extraction."""

@@ -1,0 +1,117 @@
+"""Tavily (search, extract, crawl) through tavily-python's ``TavilyClient``, and what its calls cost.
+
+The run's cap counts queries: a call Tavily answered counts one query, also when its body could not
+be read; a call Tavily refused or that never reached it counts none. The credits Tavily reports
+(``usage.credits``) go into the ledger's status line. Failure descriptions leave exception messages
+out, since they may echo the request.
+"""
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import requests
+from pydantic import PrivateAttr
+from tavily import TavilyClient
+from tavily.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidAPIKeyError,
+    UsageLimitExceededError,
+)
+from tavily.errors import TimeoutError as TavilyTimeoutError
+
+from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+
+DEFAULT_BASE_URL = "https://api.tavily.com"
+NO_KEY = "no TAVILY_API_KEY"
+
+
+class UnreadableResponse(ValueError):
+    """Tavily answered 200 with a body that is not the documented JSON object."""
+
+
+# Failures of one call that leave the run intact; anything else is a bug and should surface.
+VENDOR_ERRORS = (UsageLimitExceededError, ForbiddenError, InvalidAPIKeyError, BadRequestError,
+                 TavilyTimeoutError, requests.RequestException, UnreadableResponse)
+# Refusals about the key or the account: a second endpoint would be refused the same way.
+ACCOUNT_ERRORS = (InvalidAPIKeyError, ForbiddenError)
+# Tavily answered but the body could not be used: the query still counted.
+_ANSWERED_ERRORS = (UnreadableResponse, requests.JSONDecodeError)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short reason for a failed call; exception messages are left out because they may echo input."""
+    if isinstance(exc, UsageLimitExceededError):
+        return "rate limited by Tavily (HTTP 429)"
+    if isinstance(exc, ForbiddenError):
+        return "refused by Tavily: plan or credit limit reached (HTTP 403/432/433)"
+    if isinstance(exc, InvalidAPIKeyError):
+        return "Tavily rejected the API key (HTTP 401)"
+    if isinstance(exc, BadRequestError):
+        return "Tavily rejected the request as invalid (HTTP 400)"
+    if isinstance(exc, TavilyTimeoutError):
+        return "no answer from Tavily in time"
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        return f"Tavily answered HTTP {status}"
+    if isinstance(exc, requests.RequestException):
+        return f"could not reach Tavily ({type(exc).__name__})"
+    return "Tavily's answer could not be read"
+
+
+def credits_of(response: Mapping[str, Any]) -> int:
+    usage = response.get("usage")
+    credits = usage.get("credits") if isinstance(usage, Mapping) else None
+    return credits if isinstance(credits, int) and not isinstance(credits, bool) and credits >= 0 else 0
+
+
+def answer(response: Any) -> Answer[Mapping[str, Any]]:
+    """One query billed for a response, with its credits in the status; raises for an unreadable body."""
+    if not isinstance(response, Mapping):
+        raise UnreadableResponse(f"expected a JSON object, got {type(response).__name__}")
+    return Answer(response, Billed(1, f"ok: {credits_of(response)} credits"))
+
+
+def billed_for_error(error: Exception, reserved: int) -> Billed:
+    """A query counts when Tavily answered, however unusable the answer; not when it refused or was unreachable."""
+    return Billed(1 if isinstance(error, _ANSWERED_ERRORS) else 0, f"error: {type(error).__name__}")
+
+
+class NullTavilyClient(NullClient):
+    """No Tavily tonight: no fallback content and no web search."""
+
+
+class TavilyResource(dg.ConfigurableResource):
+    """Builds the run's ``TavilyClient`` once, when the run starts, and closes it at the end.
+
+    The key comes from the run's settings (``TAVILY_API_KEY``), never from a field, so it cannot
+    appear in run config or the UI; without it the client is a :class:`NullTavilyClient`. Never a
+    keyless ``TavilyClient``: tavily-python would then read ``TAVILY_API_KEY`` from the process
+    environment or fall back to its anonymous mode, behind the run's configuration. ``base_url``
+    left unset takes ``TAVILY_BASE_URL``.
+    """
+
+    settings: PipelineSettings
+    base_url: str | None = None
+
+    _client: TavilyClient | NullTavilyClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = self.settings.settings
+        key = (settings.secret("tavily_api_key") or "").strip()
+        if not key:
+            self._client = NullTavilyClient(NO_KEY)
+            return
+        base_url = self.base_url or settings.tavily_base_url or DEFAULT_BASE_URL
+        self._client = TavilyClient(api_key=key, api_base_url=base_url.rstrip("/"))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def get_client(self) -> TavilyClient | NullTavilyClient:
+        if self._client is None:
+            raise RuntimeError("TavilyResource is used outside a run; Dagster builds its client at run start")
+        return self._client
