@@ -15,7 +15,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from nightly_pipeline.db.embedded import EmbeddedPostgres
-from nightly_pipeline.db.migrate import current_version, latest_version, migrate
+from nightly_pipeline.db.migrate import current_version, latest_version, migrate, pending_migrations
 from nightly_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,9 @@ def ensure_schema(target: DatabaseTarget) -> None:
     """Migrate the embedded database on use; a server database must be migrated explicitly."""
     with psycopg.connect(target.admin_url) as conn:
         have = current_version(conn)
+        pending = pending_migrations(conn)
     want = latest_version()
-    if have >= want:
+    if not pending:
         return
     if target.embedded:
         migrate(target.admin_url, target.app_role)
