@@ -20,6 +20,7 @@ from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db.budget import VendorBudget
+from nightly_pipeline.domain.headcount import SOURCE_RANK, Headcount
 from nightly_pipeline.enrich.crawl_stage import CompanyCrawl, CrawlStage, crawler_config
 from nightly_pipeline.enrich.discovery import WebsiteDiscovery
 from nightly_pipeline.enrich.extraction import Extractor
@@ -33,7 +34,7 @@ EXTRACTION_MAX_OUTPUT_TOKENS = 1_000
 
 
 def _record(result: CompanyCrawl, persist_corpus: bool) -> enrichment_db.CompanyRunRecord:
-    extraction = result.extraction.to_dict()
+    extraction = {**result.extraction.to_dict(), "headcount": result.headcount.to_dict()}
     return enrichment_db.CompanyRunRecord(
         company_id=result.company_id, outcome=result.outcome, degraded=result.degraded,
         reasons=result.reasons + ([result.extraction.degraded_reason] if result.extraction.degraded_reason else []),
@@ -48,8 +49,14 @@ def _persist(db: Database, tenant_id: int, run_id, result: CompanyCrawl, persist
         if result.discovery is not None:
             enrichment_db.record_website(conn, result.company_id, result.discovery.domain,
                                          result.discovery.source, result.discovery.confidence)
+        if result.headcount.known:
+            enrichment_db.record_headcount(conn, result.company_id, result.headcount.to_dict(),
+                                           SOURCE_RANK[result.headcount.source or ""], tenant_id=tenant_id,
+                                           run_id=run_id, crawled_at=now)
         if result.crawl is not None or result.extraction.source != "deterministic":
-            enrichment_db.record_firmographics(conn, result.company_id, result.extraction.profile.model_dump(),
+            # The headcount goes in with its source above; the model's number never lands as a fact.
+            profile = {k: v for k, v in result.extraction.profile.model_dump().items() if k != "employees_estimate"}
+            enrichment_db.record_firmographics(conn, result.company_id, profile,
                                                source=result.extraction.source, tenant_id=tenant_id,
                                                run_id=run_id, crawled_at=now)
 
@@ -111,7 +118,8 @@ def _preview_rows(records: list[dict]) -> list[dict]:
         domain = (r["signals"].get("domain") or {})
         rows.append({"company": r["name"], "domain": domain.get("value") or "-",
                      "via": domain.get("source") or "-", "outcome": r["outcome"],
-                     "industry": profile.get("industry"), "employees": profile.get("employees_estimate"),
+                     "industry": profile.get("industry"),
+                     "employees": Headcount.from_dict((r["extraction"] or {}).get("headcount")).label,
                      "extraction": (r["extraction"] or {}).get("source"),
                      "degraded": "; ".join(r["reasons"])[:120] or "-"})
     return rows

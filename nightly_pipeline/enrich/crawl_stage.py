@@ -14,6 +14,8 @@ from typing import Any
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
+from nightly_pipeline.domain import headcount as headcount_domain
+from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.enrich.discovery import DiscoveredWebsite, WebsiteDiscovery
 from nightly_pipeline.enrich.extraction import ExtractionResult, Extractor
 from nightly_pipeline.enrich.tavily_fallback import FallbackContent, TavilyFallback
@@ -50,6 +52,7 @@ class CompanyCrawl:
     fallback: FallbackContent | None
     extraction: ExtractionResult
     reasons: list[str]
+    headcount: Headcount = headcount_domain.UNKNOWN
 
     @property
     def outcome(self) -> str:
@@ -99,6 +102,22 @@ def _pages_from_fallback(content: FallbackContent, domain: str) -> list[PageSign
             for url, text in content.pages]
 
 
+def resolve_headcount(signals: SiteSignals | None, extraction: ExtractionResult) -> Headcount:
+    """Tonight's headcount: the site's structured data, then its words, then the model's reading
+    (kept as a size band only)."""
+    organization = signals.organization if signals is not None else {}
+    count, top = organization.get("numberOfEmployees"), organization.get("numberOfEmployeesMax")
+    structured = count if isinstance(count, int) and not isinstance(count, bool) else None
+    if structured is not None and isinstance(top, int) and top > structured:
+        return Headcount(source="structured", low=structured, high=top)
+    profile = extraction.profile
+    from_model = extraction.source in ("llm", "cache")
+    return headcount_domain.resolve(
+        structured=structured, stated=signals.headcount if signals is not None else None,
+        model_estimate=profile.employees_estimate if from_model else None,
+        model_confidence=profile.employees_estimate_confidence)
+
+
 class CrawlStage:
     """The per-company pipeline with its collaborators; one instance per tenant run."""
 
@@ -139,7 +158,8 @@ class CrawlStage:
         extraction = await self.extractor.extract(company, signals.corpus if signals else "", signals)
         return CompanyCrawl(company_id=company["company_id"], domain=domain, domain_source=source,
                             domain_confidence=confidence, discovery=discovered, crawl=crawl, signals=signals,
-                            fallback=fallback, extraction=extraction, reasons=reasons)
+                            fallback=fallback, extraction=extraction, reasons=reasons,
+                            headcount=resolve_headcount(signals, extraction))
 
     async def enrich_many(self, companies: Iterable[Mapping[str, Any]], *,
                           on_done: Callable[[CompanyCrawl], Awaitable[None]],

@@ -91,8 +91,12 @@ class Reason:
     feature: str
     value: str | None
     contribution: float | None
+    # A reason already written as a phrase for people ("no pricing page"): restated as it is.
+    verbatim: bool = False
 
     def phrase(self) -> str:
+        if self.verbatim:
+            return self.feature
         details = [d for d in (self.value, None if self.contribution is None else f"{self.contribution:+g}") if d]
         return _humanise(self.feature) + (f" ({', '.join(details)})" if details else "")
 
@@ -318,6 +322,8 @@ def _reason_from_line(line: str) -> Reason | None:
     contribution_match = _CONTRIBUTION.search(line)
     contribution = float(contribution_match.group(1).replace(" ", "")) if contribution_match else None
     body = _CONTRIBUTION.sub("", line).strip(" ()[],;→-")
+    if " " in body and not re.search(r"[:=]", body):
+        return Reason(body, None, contribution, verbatim=True)
     # "industry_match: software" → feature industry_match, value software
     parts = re.split(r"\s*[:=(]\s*", body, maxsplit=1)
     feature = parts[0].strip(" *`")
@@ -698,10 +704,16 @@ def _most_mentioned(texts: list[str], source: str) -> int | None:
     return best[0][0] if best and best[0][1] > 0 else None
 
 
-def text_reply(evidence: Evidence, last_user_text: str) -> str:
-    """A short plain-text answer that restates what the prompt said."""
+# What an unfaithful model adds to a rationale: a headcount, funding and a CRM that no reason states.
+UNFAITHFUL_ADDITION = ("The company employs about 250 people, raised Series A funding last year and runs its sales "
+                       "on Salesforce.")
+
+
+def text_reply(evidence: Evidence, last_user_text: str, *, unfaithful: bool = False) -> str:
+    """A short plain-text answer that restates what the prompt said (and, when ``unfaithful``, a
+    rationale that asserts facts the reasons do not hold)."""
     if rationale := evidence.rationale():
-        return rationale
+        return f"{UNFAITHFUL_ADDITION} {rationale}" if unfaithful else rationale
     if facts := evidence.fact_sentence():
         return facts
     first = _SENTENCE_END.split(last_user_text.strip(), maxsplit=1)[0] if last_user_text.strip() else ""

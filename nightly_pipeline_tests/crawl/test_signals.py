@@ -408,7 +408,7 @@ def ld(*blocks: str) -> str:
         pytest.param(
             ld('[{"@type":"BreadcrumbList"},{"@type":["Organization","Corporation"],"name":"Acme",'
                '"numberOfEmployees":{"@type":"QuantitativeValue","minValue":11,"maxValue":50}}]'),
-            {"name": "Acme", "numberOfEmployees": 11}, id="list-and-range"),
+            {"name": "Acme", "numberOfEmployees": 11, "numberOfEmployeesMax": 50}, id="list-and-range"),
         pytest.param(
             ld('{"@type":"ProfessionalService","name":"Acme Advisory","address":"8 Marina View, Singapore 018960",'
                '"numberOfEmployees":"1,200 employees","sameAs":"https://facebook.com/acme"}'),
