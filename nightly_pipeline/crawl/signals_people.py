@@ -25,7 +25,7 @@ from nightly_pipeline.domain.headcount import Headcount
 
 # Page kinds whose markup is read for people; structured data is read on every page.
 PEOPLE_PAGE_KINDS = frozenset({"team", "about", "contact", "home"})
-PERSON_SOURCES = ("jsonld", "card", "heading", "definition", "line")
+PERSON_SOURCES = ("jsonld", "card", "heading", "definition", "table", "line")
 MAX_PEOPLE_PER_PAGE = 60
 MAX_CARD_CHARS = 400
 MAX_TITLE_CHARS = 80
@@ -151,9 +151,13 @@ def _quoted(node: LexborNode) -> bool:
     return False
 
 
+_TITLE_TAIL = re.compile(r"\s+[|\u00b7\u2022]\s+.*$|\s*\[.*$")
+
+
 def job_title(text: str | None) -> str | None:
-    """``text`` as a job title (it names a role such as CEO, Director, Engineer), or None."""
-    title = _clean(text)
+    """``text`` as a job title (it names a role such as CEO, Director, Engineer), or None; whatever
+    follows a "|" or "·" (an address, a phone) is not part of it."""
+    title = _clean(_TITLE_TAIL.sub("", _clean(text)))
     if not title or len(title) > MAX_TITLE_CHARS or "@" in title or not _TITLE_PATTERN.search(title):
         return None
     if len(title.split()) > 10 or title.endswith((".", "!", "?")):
@@ -247,7 +251,7 @@ def _people_in_cards(tree: LexborHTMLParser, page: str) -> Iterator[PersonHit]:
 
 
 def _people_after_headings(tree: LexborHTMLParser, page: str) -> Iterator[PersonHit]:
-    for heading in tree.css("h2, h3, h4, h5, h6, strong, b, dt"):
+    for heading in tree.css("h2, h3, h4, h5, h6, strong, b, dt, td"):
         name = person_name(_node_text(heading))
         if name is None or _quoted(heading):
             continue
@@ -256,7 +260,7 @@ def _people_after_headings(tree: LexborHTMLParser, page: str) -> Iterator[Person
             continue
         title = job_title(_node_text(following))
         if title is not None:
-            source = "definition" if heading.tag == "dt" else "heading"
+            source = {"dt": "definition", "td": "table"}.get(heading.tag, "heading")
             yield PersonHit(name=name, title=title, email=None, source=source, page=page)
 
 

@@ -62,6 +62,11 @@ _EMPLOYEES_BEFORE = re.compile(
     r"(?:number\s*of\s*employees|numberofemployees|employee[_ ]?count|employees|headcount|staff|team size|"
     r"team of)[\"']?\s*(?:[:=]|is|of)?\s*[\"']?(?:about|around|over|approximately|some)?\s*(\d[\d,]*)",
     re.IGNORECASE)
+# Asked for a headcount that a text about a team never states, a model still answers, and with the same
+# round number for most companies: the sandbox does too, a little less sure than of a stated one.
+GUESSED_HEADCOUNT = 50
+GUESS_EVIDENCE_SHARE = 0.5
+_TEAM_WORDS = re.compile(r"\b(?:team|staff|workforce)\b", re.IGNORECASE)
 _POSTAL = re.compile(r"(?:Singapore|S)\s*\(?\s*(\d{6})\)?", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?:\+65[\s-]?)?\b[689]\d{3}[\s-]?\d{4}\b")
@@ -123,6 +128,8 @@ class Evidence:
     urls: tuple[str, ...]
     year_founded: int | None
     technologies: tuple[str, ...]
+    # What a model answers when asked for a headcount the text does not state: a round guess.
+    employees_guess: int | None = None
 
     def or_else(self, fallback: Evidence) -> Evidence:
         """This evidence, with every fact it lacks taken from ``fallback``."""
@@ -196,7 +203,8 @@ def read_evidence(text: str) -> Evidence:
         phones=tuple(dict.fromkeys(p.strip() for p in _PHONE.findall(text))),
         urls=tuple(dict.fromkeys(u.rstrip(".,;") for u in _URL.findall(text))),
         year_founded=int(m.group(1)) if (m := _YEAR_FOUNDED.search(text)) else None,
-        technologies=tuple(t for t in _TECHNOLOGIES if re.search(rf"\b{re.escape(t)}\b", text, re.IGNORECASE)))
+        technologies=tuple(t for t in _TECHNOLOGIES if re.search(rf"\b{re.escape(t)}\b", text, re.IGNORECASE)),
+        employees_guess=GUESSED_HEADCOUNT if _TEAM_WORDS.search(text) else None)
 
 
 # -- fact readers ----------------------------------------------------------------------------------
@@ -321,9 +329,10 @@ def _reasons(text: str, lines: list[str]) -> Iterable[Reason]:
 def _reason_from_line(line: str) -> Reason | None:
     contribution_match = _CONTRIBUTION.search(line)
     contribution = float(contribution_match.group(1).replace(" ", "")) if contribution_match else None
+    phrase = re.sub(r"\s*\(\s*\)\s*$", "", _CONTRIBUTION.sub("", line)).strip(" [],;→-")
+    if " " in phrase and not re.search(r"[:=]", phrase):
+        return Reason(phrase, None, contribution, verbatim=True)
     body = _CONTRIBUTION.sub("", line).strip(" ()[],;→-")
-    if " " in body and not re.search(r"[:=]", body):
-        return Reason(body, None, contribution, verbatim=True)
     # "industry_match: software" → feature industry_match, value software
     parts = re.split(r"\s*[:=(]\s*", body, maxsplit=1)
     feature = parts[0].strip(" *`")
@@ -557,6 +566,8 @@ class SchemaFiller:
         value: float | None = None
         if kind == "employees":
             value = evidence.employees
+            if value is None and evidence.employees_guess is not None:
+                return _bounded(schema, evidence.employees_guess), GUESS_EVIDENCE_SHARE  # type: ignore[return-value]
         elif kind == "year_founded":
             value = evidence.year_founded
         elif kind == "confidence":
