@@ -21,10 +21,13 @@ CRAWL_OUTCOME_WORDS: Mapping[str, str] = {
     "ok": "crawled", "crawled": "crawled", "thin": "crawled, but its pages say little",
     "fallback": "read through a search engine's copy", "no_website": "no website found",
     "blocked": "blocked the crawler", "robots_disallowed": "disallows crawlers in robots.txt",
+    "blocked_robots": "disallows crawlers in robots.txt",
     "unreachable": "could not be reached", "error": "could not be crawled", "timeout": "timed out",
     "not_html": "serves no readable pages", "too_large": "pages too large to read",
     "offsite_redirect": "redirects to another company's site", "skipped": "not crawled",
 }
+# Enrichment steps that can fall back (discovery, crawl, fallback, extraction), as scoring counts them.
+ENRICHMENT_STEPS = 4
 _KEY_PAGE_NAMES = {"about": "about", "contact": "contact", "products": "products", "team": "team"}
 _INDUSTRY_CODE = re.compile(r"^SSIC (?P<code>\S+) matches (?P<wanted>\S+)$")
 _INDUSTRY_NAME = re.compile(r"^industry (?P<industry>.+)$")
@@ -147,9 +150,12 @@ def _live(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -
 
 def _keywords(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -> str:
     found = [str(word) for word in raw or []] if isinstance(raw, list) else []
-    if found:
+    wanted = join_words(list(icp.keywords), "or")
+    if found and value >= 0.5:
         return f"the site mentions {join_words(found)} from the ICP's keywords"
-    return f"the site mentions none of the ICP's keywords ({join_words(list(icp.keywords), 'or')})"
+    if found:
+        return f"the site mentions only {join_words(found)} of the ICP's keywords ({join_words(list(icp.keywords))})"
+    return f"the site mentions none of the ICP's keywords ({wanted})"
 
 
 def _reachable(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -> str:
@@ -231,10 +237,11 @@ def _stages(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any])
     match = _DEGRADED.match(str(raw or ""))
     if match is None:
         return "the company could not be enriched tonight"
-    degraded = int(match.group(1))
+    degraded = min(int(match.group(1)), ENRICHMENT_STEPS)
     if degraded == 0:
         return "every enrichment step completed"
-    return f"{degraded} enrichment step{'s' if degraded != 1 else ''} fell back or failed"
+    # Worded as what completed, so it reads right whether it raised or lowered the score.
+    return f"{ENRICHMENT_STEPS - degraded} of {ENRICHMENT_STEPS} enrichment steps completed in full"
 
 
 def _confidence(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -> str:

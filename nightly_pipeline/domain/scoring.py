@@ -291,7 +291,9 @@ def build_features(company: Mapping[str, Any], icp: Icp, crawl: Mapping[str, Any
         "hiring": _hiring(signals, raw),
         "tech_match": _tech_match(signals, icp, raw),
         "decision_maker_email": _decision_maker_email(contacts, verification, raw),
-        "preferred_title": _preferred_title(contacts, icp, raw),
+        # A buyer whose address must never be mailed is no buyer to count on.
+        "preferred_title": _preferred_title([c for c in contacts if verification.get(
+            str(c.get("email") or "").strip().lower()) != "suppressed"], icp, raw),
         "phone": _phone(contacts, signals, raw),
         "stages_complete": _stages_complete(crawl, raw),
         "extraction_confidence": _extraction_confidence(profile, raw),

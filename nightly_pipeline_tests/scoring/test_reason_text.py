@@ -125,7 +125,8 @@ def test_features_without_recorded_phrases_still_read_as_words(values: dict[str,
      "website_reachable", "website disallows crawlers in robots.txt"),
     ({}, None, "decision_maker_email", "only a shared mailbox such as info@, not verified yet"),
     ({}, None, "preferred_title", "no contact titled CEO, Founder or CTO"),
-    ({}, crawl_row(degraded_reasons=["crawl thin"]), "stages_complete", "1 enrichment step fell back or failed"),
+    ({}, crawl_row(degraded_reasons=["crawl thin"]), "stages_complete",
+     "3 of 4 enrichment steps completed in full"),
 ])
 def test_reason_phrases(changes: dict[str, Any], crawl: dict[str, Any] | None, feature: str, expected: str) -> None:
     features = build_features(company_row(**changes), SOFTWARE_ICP, crawl, [INFO], {})

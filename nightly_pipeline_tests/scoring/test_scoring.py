@@ -324,3 +324,10 @@ def test_scoring_inputs_store_and_shortlist(db: Database) -> None:
     with db.tenant(tenant) as conn:
         assert scores_db.mark_shortlist(conn, tenant, run_date, 1) == best[:1]
         assert [row["shortlisted"] for row in scores_db.scores_for(conn, tenant, run_date)] == [True, False, False]
+
+
+def test_a_buyer_title_behind_a_suppressed_address_does_not_count() -> None:
+    reachable = build_features(company_row(), SOFTWARE_ICP, None, [CEO, INFO], {"mei@nimbus.sg": "risky"})
+    suppressed = build_features(company_row(), SOFTWARE_ICP, None, [CEO, INFO], {"mei@nimbus.sg": "suppressed"})
+    assert reachable.preferred_title is True and suppressed.preferred_title is False
+    assert suppressed.phrases["preferred_title"] == "no contact titled CEO, Founder or CTO"
