@@ -208,6 +208,27 @@ def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
                  "verification", "odoo_partner_id", "odoo_lead_id"], args.format)
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> None:
+    from nightly_pipeline.report import build_shortlist_page
+    from nightly_pipeline.report.render import render_page
+
+    args.tenant_id = _tenant_or_default(settings, args)
+    run_date = args.date or today_in_singapore()
+    with open_database(settings) as db:
+        page = build_shortlist_page(db, args.tenant_id, run_date, unit_prices=settings.vendor_unit_prices_usd)
+    document = render_page(page)
+    if args.out == Path("-"):
+        sys.stdout.write(document)
+        return
+    out = args.out or Path(f"shortlist-{args.tenant_id}-{run_date.isoformat()}.html")
+    try:
+        out.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"{out}: {len(page.actionable)} leads ready today, {len(page.not_actionable)} not actionable "
+          f"({page.status_words.lower()})")
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
         sub.add_argument("--format", choices=("table", "json", "csv"), default="table")
         sub.set_defaults(func=func)
+
+    report = top.add_parser("report", help="write a tenant's shortlist as one self-contained HTML page")
+    report.add_argument("tenant_id", type=_tenant_id, nargs="?", help="default: DEFAULT_TENANT_ID")
+    report.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
+    report.add_argument("--out", type=Path, help="FILE.html, or - for standard output "
+                                                 "(default: shortlist-TENANT-DATE.html here)")
+    report.set_defaults(func=cmd_report)
 
     _add_sandbox_commands(top)
     return parser

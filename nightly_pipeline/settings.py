@@ -14,6 +14,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALLOWED_SCHEMES = ("https", "http")
+# Vendors whose units vendor_usage counts: OpenAI tokens, Tavily credits, Lusha contacts enriched,
+# ZeroBounce verifications.
+PRICED_VENDORS = ("openai", "tavily", "lusha", "zerobounce")
 MIN_DOMAIN_INTERVAL_S = 0.5
 
 
@@ -31,6 +34,7 @@ def _csv(value: Any) -> list[str]:
 
 CsvList = Annotated[list[str], NoDecode]
 CsvIntList = Annotated[list[int], NoDecode]
+PriceTable = Annotated[dict[str, float], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -89,6 +93,9 @@ class Settings(BaseSettings):
     zerobounce_api_key: SecretStr | None = None
     zerobounce_base_url: str = "https://api.zerobounce.net/v2"
     zerobounce_bulk_base_url: str = "https://bulkapi.zerobounce.net/v2"
+    # What one unit charged costs, per vendor, in US dollars ("openai=0.0000006,tavily=0.008"); the
+    # shortlist page's cost per lead is "unknown" for a night that used a vendor without a price.
+    vendor_unit_prices_usd: PriceTable = {}
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -110,6 +117,27 @@ class Settings(BaseSettings):
     @classmethod
     def _titles_csv(cls, value: Any) -> list[str]:
         return _csv(value)
+
+    @field_validator("vendor_unit_prices_usd", mode="before")
+    @classmethod
+    def _price_table(cls, value: Any) -> dict[str, float]:
+        if isinstance(value, dict):
+            pairs = [(str(k), v) for k, v in value.items()]
+        else:
+            pairs = [tuple(part.split("=", 1)) if "=" in part else (part, None) for part in _csv(value)]
+        prices: dict[str, float] = {}
+        for vendor, price in pairs:
+            name = vendor.strip().lower()
+            if name not in PRICED_VENDORS:
+                raise ValueError(f"vendor=price pairs for {', '.join(PRICED_VENDORS)}, got vendor {vendor!r}")
+            try:
+                amount = float(price) if price is not None else float("nan")
+            except (TypeError, ValueError):
+                amount = float("nan")
+            if not amount >= 0 or amount == float("inf"):
+                raise ValueError(f"vendor=price pairs with a price >= 0, got {vendor}={price}")
+            prices[name] = amount
+        return prices
 
     @field_validator("crawler_schemes", mode="before")
     @classmethod
