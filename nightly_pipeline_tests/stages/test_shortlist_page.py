@@ -92,3 +92,23 @@ def test_the_page_of_a_real_night_in_chromium(loaded_db, db_target, db_env, sand
     assert main(["report", str(tenant), "--date", DAY, "--out", str(tmp_path / "cli.html")]) == 0
     assert "leads ready today" in capsys.readouterr().out
     assert (tmp_path / "cli.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_careless_models_rationales_are_replaced_and_the_night_says_so(loaded_db, db_target, sandbox,
+                                                                         sandbox_env):
+    tenant = add_tenant(loaded_db, "careless", logistics_icp(), odoo_url=sandbox.odoo_url, odoo_db="demo_logistics")
+    sandbox.openai.unfaithful_rationales = True
+    try:
+        materialize(db_target, all_assets, tenant, DAY, SHORTLIST_DAILY_CAP="4")
+    finally:
+        sandbox.openai.unfaithful_rationales = False
+    run_date = dt.date.fromisoformat(DAY)
+    page = build_shortlist_page(loaded_db, tenant, run_date, unit_prices=PRICES)
+    with loaded_db.tenant(tenant) as conn:
+        stored = conn.execute("SELECT rationale, rationale_source FROM lead_scores WHERE tenant_id = %s",
+                              (tenant,)).fetchall()
+    assert stored and all(row["rationale_source"] == "template" for row in stored)
+    assert not any("Salesforce" in row["rationale"] or "250" in row["rationale"] for row in stored)
+    assert any("model rationales stated facts that are not among the reasons" in line
+               and "replaced by the template sentence" in line for line in page.degradations)
+    assert all(lead.rationale_source == "written from the reasons by template" for lead in page.leads)
