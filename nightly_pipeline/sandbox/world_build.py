@@ -23,7 +23,6 @@ from nightly_pipeline.sandbox.world_model import (
 from nightly_pipeline.sandbox.world_pages import (
     EMAIL_FORMS,
     FOOTER,
-    HEADCOUNT_FORMS,
     PHONE_FORMS,
     TEAM_MARKUPS,
     render_static_pages,

@@ -131,3 +131,36 @@ def test_job_titles(text: str, expected: str | None) -> None:
 ])
 def test_stated_headcount(text: str, expected: headcount.Headcount | None) -> None:
     assert stated_headcount(text) == expected
+
+
+@pytest.fixture(scope="module")
+def world():
+    from nightly_pipeline.sandbox.world import World
+
+    return World.from_acra_csv(seed=7)
+
+
+def test_every_team_page_of_the_sandbox_world_gives_its_people_in_every_markup(world) -> None:
+    from nightly_pipeline.sandbox.world_pages import TEAM_MARKUPS
+
+    seen: set[str] = set()
+    for site in world.sites.values():
+        if not site.people or "/team" not in site.pages:
+            continue
+        found = page_signals(f"http://{site.domain}/team", site.pages["/team"].html, {}, site.domain).people
+        assert {(p.name, p.title) for p in found} == {(p.full_name, p.title) for p in site.people}, site.domain
+        seen.add(site.team_markup)
+    assert seen == set(TEAM_MARKUPS)
+
+
+def test_the_sandbox_worlds_stated_headcounts_are_read_and_unstated_ones_are_not(world) -> None:
+    forms = set()
+    for site in world.sites.values():
+        if "/about" not in site.pages:
+            continue
+        stated = stated_headcount(page_signals(f"http://{site.domain}/about", site.pages["/about"].html, {},
+                                               site.domain).text)
+        in_text = site.employees_published in ("both", "text")
+        assert stated == (headcount.exact(site.employee_count, "stated") if in_text else None), site.domain
+        forms.add(site.employees_published)
+    assert forms == {"both", "text", "structured", "none"}

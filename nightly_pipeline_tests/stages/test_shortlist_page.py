@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 from importlib import resources
-from pathlib import Path
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser
