@@ -152,10 +152,10 @@ def _keywords(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any
     found = [str(word) for word in raw or []] if isinstance(raw, list) else []
     wanted = join_words(list(icp.keywords), "or")
     if found and value >= 0.5:
-        return f"the site mentions {join_words(found)} from the ICP's keywords"
+        return f"the ICP's keywords {join_words(found)} on the site"
     if found:
-        return f"the site mentions only {join_words(found)} of the ICP's keywords ({join_words(list(icp.keywords))})"
-    return f"the site mentions none of the ICP's keywords ({wanted})"
+        return f"only {join_words(found)} of the ICP's keywords ({join_words(list(icp.keywords))}) on the site"
+    return f"no mention of the ICP's keywords ({wanted}) on the site"
 
 
 def _reachable(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -> str:
@@ -203,7 +203,7 @@ def _tech(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -
     if not seen:
         return "no tech stack seen on the site"
     shown = seen[:4] + (["others"] if len(seen) > 4 else [])
-    return f"site technologies ({join_words(shown)}) match none of the ICP's keywords"
+    return f"site technologies ({join_words(shown)}) that match none of the ICP's keywords"
 
 
 def _decision_maker(value: float | bool, raw: Any, icp: Icp, details: Mapping[str, Any]) -> str:

@@ -179,3 +179,20 @@ def test_the_page_from_stored_rows_keeps_the_scores_breakdown_and_order(db: Data
     assert "Not actionable today: a website, but no address or phone number on it." in second
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert "No vendor was called tonight." in html and "US$0.00" in html
+
+
+def test_a_date_without_a_run_says_so() -> None:
+    page = page_view(night(run_id=None, status=None, started_at=None, finished_at=None, targets=0, scored=0,
+                           shortlisted=0), [], [], {}, RUN_DATE, NOW)
+    html = " ".join(LexborHTMLParser(render_page(page)).body.text().split())
+    assert "No run for this date" in html
+    assert "No shortlisted lead has a contact yet: nothing was shortlisted for this night." in html
+    assert "No vendor was called tonight." in html
+
+
+@pytest.mark.database
+def test_an_unknown_tenant_is_an_error_not_an_empty_page(db: Database) -> None:
+    from nightly_pipeline.db.tenants import TenantNotFound
+
+    with pytest.raises(TenantNotFound, match="tenant 999 does not exist"):
+        render_shortlist_page(db, 999, RUN_DATE, unit_prices={})

@@ -506,5 +506,5 @@ def test_sync_results_land_on_the_scores(server: OdooServer, odoo_db: str, db: D
     assert logged["contact_partner_ids"] == outcome.contact_partner_ids and len(outcome.contact_partner_ids) == 1
     assert logged["merge_decisions"] == [] and logged["operation"] == "create"
     [lead] = leads(server, odoo_db)
-    assert ("the site mentions saas, platform and cloud from the ICP&#x27;s keywords (raises the score by 0.12)"
+    assert ("the ICP&#x27;s keywords saas, platform and cloud on the site (raises the score by 0.12)"
             in lead["description"])
