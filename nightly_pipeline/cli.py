@@ -262,6 +262,27 @@ def cmd_runs(settings: Settings, args: argparse.Namespace) -> None:
             print(f"tenant {n['tenant_id']} stages ({n['dagster_run_id']}): {stages}")
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> None:
+    from nightly_pipeline.report import build_shortlist_page
+    from nightly_pipeline.report.render import render_page
+
+    args.tenant_id = _tenant_or_default(settings, args)
+    run_date = args.date or today_in_singapore()
+    with open_database(settings) as db:
+        page = build_shortlist_page(db, args.tenant_id, run_date, unit_prices=settings.vendor_unit_costs)
+    document = render_page(page)
+    if args.out == Path("-"):
+        sys.stdout.write(document)
+        return
+    out = args.out or Path(f"shortlist-{args.tenant_id}-{run_date.isoformat()}.html")
+    try:
+        out.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"{out}: {len(page.actionable)} leads ready today, {len(page.not_actionable)} not actionable "
+          f"({page.status_words.lower()})")
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
         sub.add_argument("--format", choices=("table", "json", "csv"), default="table")
         sub.set_defaults(func=func)
+
+    report = top.add_parser("report", help="write a tenant's shortlist as one self-contained HTML page")
+    report.add_argument("tenant_id", type=_tenant_id, nargs="?", help="default: DEFAULT_TENANT_ID")
+    report.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")
+    report.add_argument("--out", type=Path, help="FILE.html, or - for standard output "
+                                                 "(default: shortlist-TENANT-DATE.html here)")
+    report.set_defaults(func=cmd_report)
+
 
     runs = top.add_parser("runs", help="each tenant-night's status, stage durations, counts and spend")
     runs.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today in Singapore)")

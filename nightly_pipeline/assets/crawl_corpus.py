@@ -17,6 +17,7 @@ from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db.enrichment import RunRecord
 from nightly_pipeline.db.resource import DatabaseResource
+from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.partitions import tenant_day_partitions
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.crawl import crawl_targets, vendor_degradations
@@ -53,7 +54,8 @@ def _preview_rows(records: list[RunRecord]) -> list[dict]:
         domain = (r.signals.get("domain") or {})
         rows.append({"company": r.name, "domain": domain.get("value") or "-",
                      "via": domain.get("source") or "-", "outcome": r.outcome,
-                     "industry": profile.get("industry"), "employees": profile.get("employees_estimate"),
+                     "industry": profile.get("industry"),
+                     "employees": Headcount.from_dict((r.extraction or {}).get("headcount")).label,
                      "extraction": (r.extraction or {}).get("source"),
                      "degraded": "; ".join(r.reasons)[:120] or "-"})
     return rows

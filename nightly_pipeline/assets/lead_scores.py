@@ -70,17 +70,26 @@ def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, p
             scores_db.ScoreRow(item.company_id, result.value, result.bucket, result.reasons, rationale.text,
                                rationale.source, result.features_hash)
             for (item, _, result), rationale in zip(scored, rationales)])
+        scores_db.record_contributions(conn, night.run_date,
+                                       {item.company_id: result.contributions for item, _, result in scored})
         shortlisted = scores_db.mark_shortlist(conn, night.run_date, cap)
         rows = scores_db.scores_for(conn, night.run_date)
     sources = {s: sum(1 for r in rationales if r.source == s) for s in ("llm", "cache", "template")}
     buckets = {b: sum(1 for _, _, r in scored if r.bucket == b) for b in ("High", "Medium", "Low")}
     degradations = []
-    if sources["template"]:
+    rejected = [r for r in rationales if r.rejected]
+    unwritten = sources["template"] - len(rejected)
+    if unwritten:
         cause = unavailable_reason(chat) or "OpenAI token budget exhausted or the model failed"
-        degradations.append(f"{sources['template']} rationales use the template sentence: {cause}")
+        degradations.append(f"{unwritten} rationales use the template sentence: {cause}")
+    if rejected:
+        kinds = sorted({claim.split(" ", 1)[0] for r in rejected for claim in r.rejected})
+        degradations.append(f"{len(rejected)} model rationales stated facts that are not among the reasons "
+                            f"({', '.join(kinds)}) and were replaced by the template sentence")
     night.record_stage("lead_scores",
                        {"scored": len(scored), "shortlisted": len(shortlisted), "buckets": buckets,
-                        "rationales": sources, "rationale_tokens": sum(r.tokens_used for r in rationales)},
+                        "rationales": sources, "rationales_rejected": len(rejected),
+                        "rationale_tokens": sum(r.tokens_used for r in rationales)},
                        degradations)
     table = [{"company": r["name"], "score": round(float(r["score"]), 3), "bucket": r["bucket"],
               "top reasons": ", ".join(x["feature"] for x in r["reasons"] if x["contribution"] > 0),

@@ -110,3 +110,23 @@ def record_firmographics(conn: psycopg.Connection, company_id: int, profile: dic
             WHERE company_id = %(company_id)s""",
         {**updates, "provenance": Jsonb(provenance), "at": crawled_at, "company_id": company_id})
     return sorted(updates)
+
+
+def record_headcount(conn: psycopg.Connection, company_id: int, headcount: dict[str, Any], source_rank: int, *,
+                     run_id: uuid.UUID, crawled_at: dt.datetime) -> bool:
+    """Store a headcount with its source unless the stored one has a better source (``source_rank``
+    against the same ranking: structured and stated 3, vendor 2, inferred 1); True when written.
+
+    This is the only writer of the headcount columns: an inferred headcount is a range with no exact
+    number, which the table's check constraint holds to."""
+    tenant_id = conn.execute("SELECT current_tenant_id() AS tenant_id").fetchone()["tenant_id"]
+    provenance = {"employees_estimate": {"source": headcount["source"], "tenant_id": tenant_id,
+                                         "run_id": str(run_id), "at": crawled_at.isoformat()}}
+    return conn.execute(
+        """UPDATE companies SET employees_source = %(source)s, employees_estimate = %(exact)s,
+                  employees_min = %(low)s, employees_max = %(high)s,
+                  field_provenance = field_provenance || %(provenance)s, updated_at = now()
+           WHERE company_id = %(company_id)s
+             AND CASE employees_source WHEN 'structured' THEN 3 WHEN 'stated' THEN 3 WHEN 'vendor' THEN 2
+                                       WHEN 'inferred' THEN 1 ELSE 0 END <= %(rank)s""",
+        {**headcount, "provenance": Jsonb(provenance), "company_id": company_id, "rank": source_rank}).rowcount > 0

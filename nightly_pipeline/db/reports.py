@@ -16,7 +16,7 @@ def daily_targets(conn: psycopg.Connection, run_date: dt.date) -> list[dict] | N
         SELECT c.company_id, c.name AS company, c.uen, c.ssic_code,
                coalesce(c.website_domain, '(to discover)') AS domain, c.website_source, ic.match_score,
                r.outcome AS crawl_outcome, r.extraction -> 'profile' ->> 'industry' AS industry,
-               r.extraction -> 'profile' ->> 'employees_estimate' AS employees,
+               c.employees_estimate AS employees, c.employees_min, c.employees_max, c.employees_source,
                r.extraction ->> 'source' AS extraction_source
         FROM unnest(%s::bigint[]) WITH ORDINALITY AS sel(company_id, position)
         JOIN companies c USING (company_id)

@@ -97,6 +97,19 @@ def upsert_scores(conn: psycopg.Connection, score_date: dt.date, rows: Sequence[
               r.rationale, r.rationale_source, r.features_hash) for r in rows])
 
 
+def record_contributions(conn: psycopg.Connection, score_date: dt.date,
+                         contributions: Mapping[int, Sequence[Mapping[str, Any]]]) -> None:
+    """Each score's full breakdown ({feature, text, contribution} per applicable feature)."""
+    if not contributions:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """UPDATE lead_scores SET contributions = %s
+               WHERE company_id = %s AND score_date = %s""",
+            [(Jsonb([dict(c) for c in rows]), company_id, score_date)
+             for company_id, rows in contributions.items()])
+
+
 def mark_shortlist(conn: psycopg.Connection, score_date: dt.date, cap: int) -> list[int]:
     """Flag the night's ``cap`` best scores as shortlisted (ties: lower company id) and unflag the
     rest; returns the shortlisted company ids, best first."""

@@ -1,9 +1,10 @@
 """Contacts of a company: who the crawl and Lusha found, how senior they are, which one to approach,
 and what a ZeroBounce verdict means for an address.
 
-Pure functions over plain data. The crawl stores per-company signals without page text, so named
-people from team pages cannot be recovered here: site contacts come from the published addresses
-(and the company's phone line), and a name is proposed from a ``first.last@`` local part only.
+Pure functions over plain data. Site contacts come from the published addresses (and the
+company's phone line); the people the site names on its team, leadership and about pages, kept in
+the crawl's signals, give an address its owner's name and title (see ``domain.site_people``), and
+failing that a name is proposed from a ``first.last@`` local part.
 """
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ from nightly_pipeline.domain.web import (
     registrable_domain,
 )
 
-NameSource = Literal["lusha", "email_local_part"]
+from nightly_pipeline.domain.site_people import match_people_to_emails
+
+NameSource = Literal["lusha", "email_local_part", "site_page"]
 
 SITE = "site"
 LUSHA = "lusha"
 # The order sources are named in ``contacts.source`` ("site+lusha").
 SOURCE_ORDER = (SITE, LUSHA)
 # Whose person data (name, title, phone) wins when the same address comes from several sources.
-_NAME_SOURCE_RANK: dict[str | None, int] = {None: 0, "email_local_part": 1, "lusha": 2}
+# The company's own page naming a person and their title outranks a vendor's record of them.
+_NAME_SOURCE_RANK: dict[str | None, int] = {None: 0, "email_local_part": 1, "lusha": 2, "site_page": 3}
 
 UNKNOWN_SENIORITY = 0
 # Lusha's seniority labels on the 1 (entry) … 6 (C-suite, founder, owner) scale used here.
@@ -198,7 +202,25 @@ def contacts_from_signals(company: Mapping[str, Any], signals: Mapping[str, Any]
         contact = _site_contact(int(company["company_id"]), hit, domain, phones[0] if phones else None)
         if contact is not None:
             contacts.setdefault(contact.email, contact)
-    return list(contacts.values())
+    return name_from_site_people(list(contacts.values()), signals.get("people") or [])
+
+
+def name_from_site_people(contacts: Sequence[Contact], people: Sequence[Mapping[str, Any]]) -> list[Contact]:
+    """Personal addresses matched to a person the site names take that person's name and title."""
+    named = match_people_to_emails(people, [c.email for c in contacts if c.is_personal])
+    result = []
+    for contact in contacts:
+        person = named.get(contact.email) if contact.is_personal else None
+        if person is None:
+            result.append(contact)
+            continue
+        title = str(person.get("title") or "").strip() or None
+        site_ref = {**contact.vendor_ref.get(SITE, {}),
+                    "person": {"page": person.get("page"), "markup": person.get("source")}}
+        result.append(dataclasses.replace(
+            contact, full_name=str(person["name"]), title=title, seniority=classify_title(title),
+            name_source="site_page", vendor_ref={**contact.vendor_ref, SITE: site_ref}))
+    return result
 
 
 def _first_email(addresses: Iterable[Any]) -> str | None:

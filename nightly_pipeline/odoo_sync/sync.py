@@ -32,7 +32,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db.database import Database, tenant_lock
-from nightly_pipeline.scoring.score import FEATURE_LABELS, buckets_at_or_above
+from nightly_pipeline.domain.reason_text import effect_words, fallback_phrase
+from nightly_pipeline.scoring.score import buckets_at_or_above
 from nightly_pipeline.odoo_sync.matching import (
     CompanyMatch,
     changes_to_fill,
@@ -82,10 +83,11 @@ def lead_description(record: SyncRecord) -> str:
 
 
 def _reason_text(reason: Mapping[str, Any]) -> str:
-    feature = str(reason.get("feature"))
-    value = reason.get("value")
-    shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-    return f"{FEATURE_LABELS.get(feature, feature)}: {shown} ({float(reason.get('contribution') or 0):+.3f})"
+    """The reason's phrase and its effect, in words (reasons stored before phrases get a safe phrase)."""
+    contribution = float(reason.get("contribution") or 0)
+    text = str(reason.get("text") or "").strip() or fallback_phrase(str(reason.get("feature")),
+                                                                  1.0 if contribution > 0 else 0.0)
+    return f"{text} ({effect_words(contribution)})"
 
 
 def _html_text(value: Any) -> str:

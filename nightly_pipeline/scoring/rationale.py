@@ -6,12 +6,15 @@ reserved against the tenant's daily OpenAI cap (shared with extraction), settled
 reports, the text cached. Without a key, without budget, or when the call fails, a template
 sentence built from the same reasons is used; template rationales are not cached, so the model
 writes one once it can.
+
+The model is given the reasons as the same plain phrases the template uses, and its answer is
+checked: a rationale that mentions a number, technology, title, name or claim the reasons do not
+state is rejected (``Rationale.rejected`` says what) and the template stands in.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from nightly_pipeline.db import scores as scores_db
-from nightly_pipeline.scoring.score import FEATURE_LABELS, Score
+from nightly_pipeline.domain.reason_text import join_phrases
+from nightly_pipeline.scoring.rationale_check import unsupported_claims
+from nightly_pipeline.scoring.score import Score
 from nightly_pipeline.vendors import openai as openai_vendor
 from nightly_pipeline.vendors.openai import ChatClient, NullOpenAIChat
 from nightly_pipeline.vendors.paid_call import Answer, Billed
@@ -34,8 +39,9 @@ MAX_SENTENCES = 2
 
 SYSTEM_PROMPT = """\
 You explain B2B lead scores to salespeople. In one or two plain sentences, say why the company got \
-its score, using only the reasons given: positive contributions are strengths, negative ones are \
-what holds the score back. Do not add facts, figures or advice that the reasons do not state."""
+its score, using only the reasons given: the first list raised the score, the second held it back. \
+Do not add facts, figures, names, technologies, titles or advice that the reasons do not state, \
+and do not quote the point values."""
 
 Source = Literal["llm", "cache", "template"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -46,28 +52,28 @@ class Rationale:
     text: str
     source: Source
     tokens_used: int
+    # What a model's rationale asserted beyond the reasons, when it was rejected for the template.
+    rejected: tuple[str, ...] = ()
+
+
+def reason_lines(score: Score) -> str:
+    """The reasons as the model reads them: the same phrases as the template, with their effect."""
+    def lines(reasons: list[dict[str, Any]]) -> str:
+        return "\n".join(f"- {_phrase(r)} ({float(r['contribution']):+.2f})" for r in reasons) or "- none"
+
+    return (f"Reasons that raised the score, strongest first:\n{lines(score.strengths)}\n\n"
+            f"Reasons that held it back, strongest first:\n{lines(score.weaknesses)}")
 
 
 def build_messages(company_name: str, score: Score) -> list[BaseMessage]:
     """The prompt: the company's name, its score and bucket, and the reasons; nothing else."""
-    reasons = "\n".join(json.dumps({"feature": r["feature"], "value": r["value"], "contribution": r["contribution"]},
-                                   ensure_ascii=False) for r in score.reasons)
-    user = (f"Company: {company_name}\nScore: {score.value:.2f} of 1 ({score.bucket})\n"
-            f"Reasons (feature, value, contribution to the score):\n{reasons or 'none'}")
+    user = f"Company: {company_name}\nScore: {score.value:.2f} of 1 ({score.bucket})\n\n{reason_lines(score)}"
     return [SystemMessage(SYSTEM_PROMPT), HumanMessage(user)]
 
 
 def _phrase(reason: dict[str, Any]) -> str:
-    label = FEATURE_LABELS.get(reason["feature"], str(reason["feature"]).replace("_", " "))
-    value = reason.get("value")
-    if isinstance(value, bool) or value in (None, "", []):
-        return label
-    shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return f"{label} ({shown})"
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = str(reason.get("text") or "").strip()
+    return text or str(reason["feature"]).replace("_", " ")
 
 
 def template_rationale(company_name: str, score: Score) -> str:
@@ -76,10 +82,11 @@ def template_rationale(company_name: str, score: Score) -> str:
     weaknesses = [_phrase(r) for r in score.weaknesses]
     text = f"{company_name} is a {score.bucket} lead ({score.value:.2f})"
     if strengths:
-        text += f" on the strength of {_join(strengths)}"
+        text += f" on the strength of {join_phrases(strengths)}"
+    text += "."
     if weaknesses:
-        text += f"{';' if strengths else ','} held back by {_join(weaknesses)}"
-    return text + "."
+        text += f" It is held back by {join_phrases(weaknesses)}."
+    return text
 
 
 def _first_sentences(text: str) -> str:
@@ -116,11 +123,20 @@ class RationaleWriter:
         chat = self.chat
         messages = build_messages(company_name, score)
 
+        rejected: list[str] = []
+
         async def send(_: int) -> Answer[str]:
             reply = await chat.complete(messages, max_output_tokens=self.max_output_tokens)
             text = _first_sentences(reply.value or "")
             if not text:
                 return Answer(None, Billed(reply.billed.units, "invalid_output"), "empty reply")
+            claims = unsupported_claims(text, company_name, score)
+            if claims:
+                # Checked before the cache: a rationale stating what the reasons do not is never kept.
+                rejected[:] = claims
+                log.warning("rationale for tenant %s rejected, it asserts what the reasons do not: %s",
+                            self.night.tenant_id, "; ".join(claims))
+                return Answer(None, Billed(reply.billed.units, "rejected"), "unsupported claims")
             return Answer(text, reply.billed)
 
         paid = await self.meter.call(
@@ -131,6 +147,8 @@ class RationaleWriter:
             # A rationale is a nicety: whatever goes wrong with the model, the template stands in.
             log.warning("rationale for tenant %s fell back to the template: %s", self.night.tenant_id,
                         openai_vendor.failure_reason(paid.error))
+        if rejected:
+            return Rationale(template.text, "template", paid.charged, rejected=tuple(rejected))
         if paid.value is None:
             return template
         return Rationale(paid.value, "llm", paid.charged)

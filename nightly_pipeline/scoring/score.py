@@ -23,7 +23,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nightly_pipeline.domain import headcount as headcount_domain
+from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.domain.icp import Icp
+from nightly_pipeline.domain.reason_text import fallback_phrase, feature_phrase, reason_details
 
 Bucket = Literal["High", "Medium", "Low"]
 # Lowest first, so a bucket's index says how good it is.
@@ -87,6 +90,8 @@ EMAIL_POLICY_VALUE: Mapping[str | None, float] = MappingProxyType(
 ROLE_ADDRESS_FACTOR = 0.25
 JUNIOR_ADDRESS_FACTOR = 0.6
 DECISION_MAKER_SENIORITY = 4  # director and above
+# A headcount a model inferred (a size band) counts for half of one the company states.
+INFERRED_HEADCOUNT_FACTOR = 0.5
 PROFILE_CONFIDENCE_FIELDS = ("industry_confidence", "employees_estimate_confidence", "revenue_bucket_confidence",
                              "hq_confidence", "products_services_confidence", "business_model_confidence",
                              "about_confidence")
@@ -122,6 +127,8 @@ class LeadFeatures(BaseModel):
     stages_complete: Fraction
     extraction_confidence: Fraction
     raw: dict[str, str | int | float | bool | list[str] | None] = Field(default_factory=dict)
+    # Each applicable feature's fact in plain words (see ``domain.reason_text``).
+    phrases: dict[str, str] = Field(default_factory=dict)
 
     def values(self) -> dict[str, float | None]:
         """Every feature as a number in [0, 1] (bools as 0/1), ``None`` where it does not apply."""
@@ -143,6 +150,8 @@ class Score:
     # left on the table by a missing or weak feature); each {feature, value, contribution}.
     reasons: tuple[dict[str, Any], ...]
     features_hash: str
+    # Every applicable feature's signed share of the score, largest gain first: {feature, text, contribution}.
+    contributions: tuple[dict[str, Any], ...] = ()
 
     @property
     def strengths(self) -> list[dict[str, Any]]:
@@ -199,7 +208,26 @@ def score(features: LeadFeatures, weights: Mapping[str, float] | None = None, *,
     value = round(min(1.0, max(0.0, sum(shares[name] * v for name, v in applicable.items()))), SCORE_DIGITS)
     reasons = _reasons(features, applicable, shares)
     return Score(value=value, bucket=bucket_of(value, high, medium), reasons=reasons,
-                 features_hash=features_hash(tenant_id, features, reasons))
+                 features_hash=features_hash(tenant_id, features, reasons),
+                 contributions=_contributions(features, applicable, shares))
+
+
+def _signed_points(value: float, share: float) -> float:
+    """Points earned by a strength (value ≥ 0.5), points missed (negative) by a weakness."""
+    return share * value if value >= 0.5 else -share * (1 - value)
+
+
+def _contributions(features: LeadFeatures, values: Mapping[str, float],
+                   shares: Mapping[str, float]) -> tuple[dict[str, Any], ...]:
+    rows = [{"feature": name, "text": reason_phrase(features, name),
+             "contribution": round(_signed_points(value, shares[name]), 4)} for name, value in values.items()]
+    return tuple(sorted(rows, key=lambda row: (-row["contribution"], row["feature"])))
+
+
+def reason_phrase(features: LeadFeatures, name: str) -> str:
+    """The words for one feature's fact: the phrase recorded with the features, else a safe one."""
+    value = features.values().get(name)
+    return features.phrases.get(name) or fallback_phrase(name, value if value is not None else 0.0)
 
 
 def _reasons(features: LeadFeatures, values: Mapping[str, float],
@@ -218,7 +246,8 @@ def _reasons(features: LeadFeatures, values: Mapping[str, float],
 
 def _reason(features: LeadFeatures, name: str, contribution: float) -> dict[str, Any]:
     value = features.raw.get(name, getattr(features, name))
-    return {"feature": name, "value": value, "contribution": round(contribution, 4)}
+    return {"feature": name, "value": value, "contribution": round(contribution, 4),
+            "text": reason_phrase(features, name)}
 
 
 def features_hash(tenant_id: int, features: LeadFeatures, reasons: Sequence[Mapping[str, Any]]) -> str:
@@ -247,11 +276,12 @@ def build_features(company: Mapping[str, Any], icp: Icp, crawl: Mapping[str, Any
     signals: Mapping[str, Any] = (crawl or {}).get("signals") or {}
     profile: Mapping[str, Any] = ((crawl or {}).get("extraction") or {}).get("profile") or {}
     site_text = _site_text(company, crawl, signals, profile)
+    headcount = headcount_of(company, crawl)
     raw: Raw = {}
     values: dict[str, Any] = {
         "industry_match": _industry_match(company, profile, icp, raw),
         "company_age_fit": _company_age_fit(company, icp, raw),
-        "employee_fit": _employee_fit(company, profile, icp, raw),
+        "employee_fit": _employee_fit(headcount, icp, raw),
         "live_status": _live_status(company, icp, raw),
         "keyword_match": _keyword_match(site_text, icp, raw),
         "website_reachable": _website_reachable(signals, raw),
@@ -261,13 +291,26 @@ def build_features(company: Mapping[str, Any], icp: Icp, crawl: Mapping[str, Any
         "hiring": _hiring(signals, raw),
         "tech_match": _tech_match(signals, icp, raw),
         "decision_maker_email": _decision_maker_email(contacts, verification, raw),
-        "preferred_title": _preferred_title(contacts, icp, raw),
+        # A buyer whose address must never be mailed is no buyer to count on.
+        "preferred_title": _preferred_title([c for c in contacts if verification.get(
+            str(c.get("email") or "").strip().lower()) != "suppressed"], icp, raw),
         "phone": _phone(contacts, signals, raw),
         "stages_complete": _stages_complete(crawl, raw),
         "extraction_confidence": _extraction_confidence(profile, raw),
     }
+    details = reason_details(signals, headcount)
+    phrases = {name: feature_phrase(name, value, raw.get(name), icp, details)
+               for name, value in values.items() if value is not None}
     return LeadFeatures(uen=str(company["uen"]), company_name=str(company.get("name") or company["uen"]),
-                        raw=raw, **values)
+                        raw=raw, phrases=phrases, **values)
+
+
+def headcount_of(company: Mapping[str, Any], crawl: Mapping[str, Any] | None) -> Headcount:
+    """The company's headcount with its source; tonight's crawl when the company row has none."""
+    stored = headcount_domain.from_company(company)
+    if stored.known:
+        return stored
+    return Headcount.from_dict(((crawl or {}).get("extraction") or {}).get("headcount"))
 
 
 def _contains_word(text: str, word: str) -> bool:
@@ -321,22 +364,16 @@ def _company_age_fit(company: Mapping[str, Any], icp: Icp, raw: Raw) -> float | 
     return max(0.0, 1.0 - (below + above) / AGE_FIT_TOLERANCE_YEARS)
 
 
-def _employee_fit(company: Mapping[str, Any], profile: Mapping[str, Any], icp: Icp, raw: Raw) -> float | None:
+def _employee_fit(headcount: Headcount, icp: Icp, raw: Raw) -> float | None:
     wanted = icp.employee_range
     if wanted is None:
         return None
-    employees = company.get("employees_estimate")
-    if employees is None:
-        employees = profile.get("employees_estimate")
-    if employees is None:
+    if not headcount.known:
         raw["employee_fit"] = "headcount unknown"
         return 0.0
-    raw["employee_fit"] = f"about {employees} employees"
-    if wanted.min is not None and employees < wanted.min:
-        return employees / wanted.min
-    if wanted.max is not None and employees > wanted.max:
-        return wanted.max / employees
-    return 1.0
+    raw["employee_fit"] = f"{headcount.label} employees ({headcount.source})"
+    fit = headcount_domain.range_fit(headcount, wanted.min, wanted.max)
+    return fit * INFERRED_HEADCOUNT_FACTOR if headcount.source == "inferred" else fit
 
 
 def _live_status(company: Mapping[str, Any], icp: Icp, raw: Raw) -> bool:

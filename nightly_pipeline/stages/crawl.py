@@ -21,6 +21,8 @@ from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db.acra import CompanyRow
+from nightly_pipeline.domain import headcount as headcount_domain
+from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.stages.discovery import DiscoveredWebsite, WebsiteDiscovery
 from nightly_pipeline.stages.extraction import ExtractionResult, Extractor
@@ -63,6 +65,7 @@ class CompanyCrawl:
     fallback: FallbackContent | None
     extraction: ExtractionResult
     reasons: list[str]
+    headcount: Headcount = headcount_domain.UNKNOWN
 
     @property
     def outcome(self) -> str:
@@ -112,6 +115,22 @@ def _pages_from_fallback(content: FallbackContent, domain: str) -> list[PageSign
             for url, text in content.pages]
 
 
+def resolve_headcount(signals: SiteSignals | None, extraction: ExtractionResult) -> Headcount:
+    """Tonight's headcount: the site's structured data, then its words, then the model's reading
+    (kept as a size band only)."""
+    organization = signals.organization if signals is not None else {}
+    count, top = organization.get("numberOfEmployees"), organization.get("numberOfEmployeesMax")
+    structured = count if isinstance(count, int) and not isinstance(count, bool) else None
+    if structured is not None and isinstance(top, int) and top > structured:
+        return Headcount(source="structured", low=structured, high=top)
+    profile = extraction.profile
+    from_model = extraction.source in ("llm", "cache")
+    return headcount_domain.resolve(
+        structured=structured, stated=signals.headcount if signals is not None else None,
+        model_estimate=profile.employees_estimate if from_model else None,
+        model_confidence=profile.employees_estimate_confidence)
+
+
 class CrawlStage:
     """The per-company pipeline with its collaborators; one instance per tenant run."""
 
@@ -152,7 +171,8 @@ class CrawlStage:
         extraction = await self.extractor.extract(company, signals.corpus if signals else "", signals)
         return CompanyCrawl(company_id=company.company_id, domain=domain, domain_source=source,
                             domain_confidence=confidence, discovery=discovered, crawl=crawl, signals=signals,
-                            fallback=fallback, extraction=extraction, reasons=reasons)
+                            fallback=fallback, extraction=extraction, reasons=reasons,
+                            headcount=resolve_headcount(signals, extraction))
 
     async def enrich_many(self, companies: Iterable[CompanyRow], *,
                           on_done: Callable[[CompanyCrawl], Awaitable[None]],
@@ -180,7 +200,7 @@ class CrawlStage:
 
 # -- a night's targets --------------------------------------------------------------------------------------
 def run_record(result: CompanyCrawl, *, persist_corpus: bool) -> enrichment_db.CompanyRunRecord:
-    extraction = result.extraction.to_dict()
+    extraction = {**result.extraction.to_dict(), "headcount": result.headcount.to_dict()}
     return enrichment_db.CompanyRunRecord(
         company_id=result.company_id, outcome=result.outcome, degraded=result.degraded,
         reasons=result.reasons + ([result.extraction.degraded_reason] if result.extraction.degraded_reason else []),
@@ -197,8 +217,14 @@ def store_result(night: TenantNight, result: CompanyCrawl) -> None:
         if result.discovery is not None:
             enrichment_db.record_website(conn, result.company_id, result.discovery.domain,
                                          result.discovery.source, result.discovery.confidence)
+        if result.headcount.known:
+            enrichment_db.record_headcount(conn, result.company_id, result.headcount.to_dict(),
+                                           headcount_domain.SOURCE_RANK[result.headcount.source or ""],
+                                           run_id=night.run_id, crawled_at=now)
         if result.crawl is not None or result.extraction.source != "deterministic":
-            enrichment_db.record_firmographics(conn, result.company_id, result.extraction.profile.model_dump(),
+            # The headcount goes in with its source above; the model's number never lands as a fact.
+            profile = {k: v for k, v in result.extraction.profile.model_dump().items() if k != "employees_estimate"}
+            enrichment_db.record_firmographics(conn, result.company_id, profile,
                                                source=result.extraction.source, run_id=night.run_id,
                                                crawled_at=now)
 

@@ -139,9 +139,11 @@ def test_contacts_from_stored_signals_classify_every_address() -> None:
     info = contacts["info@acme.com.sg"]
     assert (info.email_kind, info.on_company_domain, info.phone, info.full_name) == ("role", True, "+6562345678", None)
     founder = contacts["wei.ming@acme.com.sg"]
-    assert (founder.email_kind, founder.on_company_domain, founder.full_name, founder.phone) == (
-        "personal", True, "Wei Ming", None)
-    assert founder.name_source == "email_local_part" and founder.source == "site"
+    # The team page names the owner of the address: the name and title come from it, not the mailbox.
+    assert (founder.email_kind, founder.on_company_domain, founder.full_name, founder.title, founder.phone) == (
+        "personal", True, "Wei Ming Tan", "Founder", None)
+    assert founder.name_source == "site_page" and founder.source == "site" and founder.seniority == 6
+    assert founder.vendor_ref["site"]["person"] == {"page": "https://acme.com.sg/team", "markup": "card"}
     owner = contacts["kelvin.lim@gmail.com"]
     assert (owner.on_company_domain, owner.vendor_ref["site"]["free_mail"]) == (False, True)
     assert contacts["studio@webagency.sg"].on_company_domain is False

@@ -87,6 +87,60 @@ def hit(email: str, kind: str, on_company_domain: bool, source: str, free_mail: 
                      [hit("info@acme-sg.com", "role", False, "text")], id="look-alike-hyphen"),
         pytest.param("<p>sales@mail.acme.com.sg</p>",
                      [hit("sales@mail.acme.com.sg", "role", True, "text")], id="company-subdomain"),
+        # Cloudflare email protection, in every place the rewrite puts it.
+        pytest.param(f'<div class="contact" data-cfemail="{cf_encode("ops@acme.com.sg")}">[email&#160;protected]</div>',
+                     [hit("ops@acme.com.sg", "role", True, "cloudflare")], id="cf-attribute-on-any-element"),
+        pytest.param(f'<SPAN CLASS="__cf_email__" DATA-CFEMAIL="{cf_encode("ops@acme.com.sg").upper()}">x</SPAN>',
+                     [hit("ops@acme.com.sg", "role", True, "cloudflare")], id="cf-upper-case-markup"),
+        pytest.param(f"<span data-cfemail='{cf_encode('ops@acme.com.sg', 0xA7)}'>x</span>",
+                     [hit("ops@acme.com.sg", "role", True, "cloudflare")], id="cf-single-quotes-high-key"),
+        pytest.param(f'<a href="https://www.acme.com.sg/cdn-cgi/l/email-protection#{cf_encode("jane.tan@acme.com.sg")}">'
+                     "Email</a>", [hit("jane.tan@acme.com.sg", "personal", True, "cloudflare")], id="cf-href-absolute"),
+        pytest.param(f'<a href="/cdn-cgi/l/email-protection#{cf_encode("jane.tan@acme.com.sg")}"><span class="__cf_email__"'
+                     f' data-cfemail="{cf_encode("jane.tan@acme.com.sg", 0x21)}">[email&#160;protected]</span></a>',
+                     [hit("jane.tan@acme.com.sg", "personal", True, "cloudflare")], id="cf-href-with-span-inside"),
+        pytest.param(f'<footer><p><strong><a href="/cdn-cgi/l/email-protection#{cf_encode("hr@acme.com.sg", 0x9F)}">'
+                     '<i class="icon"></i> <em>Mail</em></a></strong></p></footer>',
+                     [hit("hr@acme.com.sg", "role", True, "cloudflare")], id="cf-href-nested-in-footer"),
+        pytest.param(f'<a href="&#47;cdn-cgi&#47;l&#47;email-protection#{cf_encode("sales@acme.com.sg")}">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "cloudflare")], id="cf-href-entity-encoded"),
+        pytest.param(f'<header><a class="btn" href="/cdn-cgi/l/email-protection#{cf_encode("sales@acme.com.sg")}?s=1">'
+                     "Sales</a></header>", [hit("sales@acme.com.sg", "role", True, "cloudflare")], id="cf-href-header"),
+        # mailto: with every query parameter, encoded, with several recipients, outside links.
+        pytest.param('<a href="mailto:sales@acme.com.sg?cc=ops@acme.com.sg&amp;subject=Hi">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "mailto"),
+                      hit("ops@acme.com.sg", "role", True, "mailto")], id="mailto-cc"),
+        pytest.param('<a href="mailto:sales@acme.com.sg?subject=Quote&amp;bcc=ceo%40acme.com.sg">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "mailto"),
+                      hit("ceo@acme.com.sg", "personal", True, "mailto")], id="mailto-bcc-encoded"),
+        pytest.param('<a href="mailto:?to=sales@acme.com.sg&amp;body=Hello%20there">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "mailto")], id="mailto-to-parameter"),
+        pytest.param('<a href="mailto:sales@acme.com.sg?subject=Quote&body=Hi%20there%2C%20call%20me">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "mailto")], id="mailto-subject-and-body"),
+        pytest.param('<a href="mailto:a.lim@acme.com.sg,b.tan@acme.com.sg?cc=c.ong@acme.com.sg,d.ng@acme.com.sg">x</a>',
+                     [hit("a.lim@acme.com.sg", "personal", True, "mailto"),
+                      hit("b.tan@acme.com.sg", "personal", True, "mailto"),
+                      hit("c.ong@acme.com.sg", "personal", True, "mailto"),
+                      hit("d.ng@acme.com.sg", "personal", True, "mailto")], id="mailto-several-to-and-cc"),
+        pytest.param('<a href="mailto:Jane%20Tan%20%3Cjane.tan%40acme.com.sg%3E">Jane</a>',
+                     [hit("jane.tan@acme.com.sg", "personal", True, "mailto")], id="mailto-display-name"),
+        pytest.param('<a href="mailto:info%2540acme.com.sg">x</a>',
+                     [hit("info@acme.com.sg", "role", True, "mailto")], id="mailto-double-encoded"),
+        pytest.param("<button onclick=\"location.href='mailto:info%40acme.com.sg?subject=Hi'\">Mail us</button>",
+                     [hit("info@acme.com.sg", "role", True, "mailto")], id="mailto-in-onclick"),
+        pytest.param('<form action="mailto:orders@acme.com.sg?subject=Order" method="post"></form>',
+                     [hit("orders@acme.com.sg", "role", True, "mailto")], id="mailto-form-action"),
+        pytest.param('<div data-href="mailto:info%40acme.com.sg"></div>',
+                     [hit("info@acme.com.sg", "role", True, "mailto")], id="mailto-data-attribute"),
+        pytest.param('<a href=" MailTo: sales@acme.com.sg ">x</a>',
+                     [hit("sales@acme.com.sg", "role", True, "mailto")], id="mailto-mixed-case-spaces"),
+        pytest.param('<script type="application/ld+json">{"@type":"Organization","contactPoint":{"@type":"ContactPoint",'
+                     '"email":"mailto:support%40acme.com.sg?subject=Help"}}</script>',
+                     [hit("support@acme.com.sg", "role", True, "jsonld")], id="json-ld-mailto-encoded"),
+        pytest.param('<header><a href="tel:+6561234567">Call</a> | enquiries@acme.com.sg</header>',
+                     [hit("enquiries@acme.com.sg", "role", True, "text")], id="header-text"),
+        pytest.param('<a title="Email info@acme.com.sg" href="#top">x</a>',
+                     [hit("info@acme.com.sg", "role", True, "text")], id="in-an-attribute"),
     ],
 )
 def test_extract_emails_forms(html: str, expected: list[EmailHit]) -> None:
@@ -115,6 +169,11 @@ def test_extract_emails_forms(html: str, expected: list[EmailHit]) -> None:
         pytest.param("<p>info@acme..com</p>", id="invalid-syntax"),
         pytest.param(f'<span data-cfemail="{cf_encode("junk")}">x</span>', id="cf-not-an-address"),
         pytest.param('<span data-cfemail="zz">x</span>', id="cf-bad-hex"),
+        pytest.param('<span data-cfemail="5a">x</span>', id="cf-key-only"),
+        pytest.param('<span data-cfemail="5a1b2">x</span>', id="cf-odd-length"),
+        pytest.param(f'<span data-cfemail="{cf_encode("a" + chr(1) + "b@acme.com.sg")}">x</span>', id="cf-control-characters"),
+        pytest.param(f'<a href="/cdn-cgi/l/email-protection#{cf_encode("not an address")}">x</a>', id="cf-href-garbage"),
+        pytest.param('<a href="mailto:?subject=Hello&amp;body=Write%20to%20us">x</a>', id="mailto-without-recipient"),
     ],
 )
 def test_extract_emails_skips_junk(html: str) -> None:
@@ -167,6 +226,25 @@ def test_cloudflare_decode_matches_reference_vector() -> None:
     # Worked example: key 0x42; "a" ^ 0x42 = 0x23, "@" ^ 0x42 = 0x02, "b" ^ 0x42 = 0x20.
     assert cloudflare_decode("42230220") == "a@b"
     assert cloudflare_decode("4") is None
+
+
+@pytest.mark.parametrize("key", [0x00, 0x13, 0x5A, 0x80, 0xFF])
+def test_cloudflare_decode_reads_utf8_bytes_under_any_key(key: int) -> None:
+    address = "ren\u00e9e.tan@acme.com.sg"
+    encoded = f"{key:02x}" + "".join(f"{byte ^ key:02x}" for byte in address.encode())
+    assert cloudflare_decode(encoded) == address
+    assert cloudflare_decode(encoded.upper()) == address
+
+
+@pytest.mark.parametrize("garbage", [
+    pytest.param("", id="empty"), pytest.param("zz", id="not-hex"), pytest.param("5a", id="key-only"),
+    pytest.param("5a1", id="odd-length"), pytest.param("5ag1", id="bad-digit"),
+    pytest.param("5a" + "5a" * 4, id="nul-bytes"), pytest.param("5a" + "7a" * 3, id="spaces"),
+    pytest.param("00ff", id="not-utf8"),
+    pytest.param("41" + "".join(f"{b ^ 0x41:02x}" for b in b"a@b\n.sg"), id="newline"),
+])
+def test_cloudflare_decode_rejects_garbage(garbage: str) -> None:
+    assert cloudflare_decode(garbage) is None
 
 
 # --- phones -------------------------------------------------------------------------------
@@ -330,7 +408,7 @@ def ld(*blocks: str) -> str:
         pytest.param(
             ld('[{"@type":"BreadcrumbList"},{"@type":["Organization","Corporation"],"name":"Acme",'
                '"numberOfEmployees":{"@type":"QuantitativeValue","minValue":11,"maxValue":50}}]'),
-            {"name": "Acme", "numberOfEmployees": 11}, id="list-and-range"),
+            {"name": "Acme", "numberOfEmployees": 11, "numberOfEmployeesMax": 50}, id="list-and-range"),
         pytest.param(
             ld('{"@type":"ProfessionalService","name":"Acme Advisory","address":"8 Marina View, Singapore 018960",'
                '"numberOfEmployees":"1,200 employees","sameAs":"https://facebook.com/acme"}'),

@@ -22,7 +22,8 @@ def company_row(company_id: int = 1, **changes: Any) -> dict[str, Any]:
     row = {"company_id": company_id, "uen": f"2019{company_id:05d}K", "name": f"Nimbus Apps {company_id}",
            "legal_name": f"NIMBUS APPS {company_id} PTE. LTD.", "entity_status": "Live Company", "is_live": True,
            "ssic_code": "62011", "ssic_description": "DEVELOPMENT OF SOFTWARE AND APPLICATIONS",
-           "incorporation_year": 2016, "employees_estimate": 80, "website_domain": "nimbus.sg",
+           "incorporation_year": 2016, "employees_estimate": 80, "employees_source": "structured",
+           "website_domain": "nimbus.sg",
            "street_name": "ANSON ROAD", "postal_code": "079903", "industry": "software"}
     row.update(changes)
     return row
@@ -83,7 +84,8 @@ def register_tenant(db: Database, name: str = "acme") -> int:
 def insert_company(db: Database, row: dict[str, Any]) -> int:
     """A ``companies`` row (shared registry data); returns its generated id."""
     columns = ["uen", "name", "legal_name", "entity_status", "is_live", "ssic_code", "ssic_description",
-               "incorporation_year", "employees_estimate", "website_domain", "street_name", "postal_code", "industry"]
+               "incorporation_year", "employees_estimate", "employees_source", "website_domain", "street_name",
+               "postal_code", "industry"]
     with db.shared() as conn:
         return conn.execute(
             f"""INSERT INTO companies ({', '.join(columns)}, source_row_hash, source_updated_at)

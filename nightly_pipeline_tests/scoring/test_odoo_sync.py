@@ -151,8 +151,8 @@ def test_first_sync_creates_company_contacts_and_lead_and_a_rerun_creates_nothin
     assert lead["name"] == f"{high.name} [np-{TENANT}-{high.uen}]" and lead["partner_id"] == company["id"]
     assert (lead["contact_name"], lead["email_from"], lead["priority"]) == ("Tan Mei", "mei@company1.sg", "2")
     assert "Lead score:</strong> 0.90 (High)" in lead["description"]
-    assert "Company 1 fits the ICP." in lead["description"] and "company size: headcount unknown (-0.080)" \
-        in lead["description"]
+    assert "Company 1 fits the ICP." in lead["description"]
+    assert "a headcount outside the ICP&#x27;s range, or unknown (lowers the score by 0.08)" in lead["description"]
     assert outcome.lead_id == lead["id"] and first.outcomes[1].lead_id is None
     created = creates(server, odoo_db)
 
@@ -550,4 +550,5 @@ def test_sync_results_land_on_the_scores(server: OdooServer, odoo_db: str, db: D
     assert logged["contact_partner_ids"] == outcome.contact_partner_ids and len(outcome.contact_partner_ids) == 1
     assert logged["merge_decisions"] == [] and logged["operation"] == "create"
     [lead] = leads(server, odoo_db)
-    assert "ICP keywords on the website: saas, platform, cloud" in lead["description"]
+    assert ("the ICP&#x27;s keywords saas, platform and cloud on the site (raises the score by 0.12)"
+            in lead["description"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,9 +95,12 @@ def test_the_prompt_carries_the_reasons_and_nothing_else_about_the_company(tenan
     result = nimbus_score(tenant)
     system, human = build_messages("Nimbus Apps", result)
     lines = str(human.content).splitlines()
-    reasons = [json.loads(line) for line in lines if line.startswith("{")]
-    assert reasons == [dict(r) for r in result.reasons]
+    # The model reads each reason as the same phrase the template uses, with its effect.
+    reasons = [line for line in lines if line.startswith("- ")]
+    assert reasons == [f"- {r['text']} ({r['contribution']:+.2f})" for r in result.reasons]
     assert lines[:2] == ["Company: Nimbus Apps", f"Score: {result.value:.2f} of 1 (High)"]
+    assert "Reasons that raised the score, strongest first:" in lines
+    assert "Reasons that held it back, strongest first:" in lines
     # Signals that are not among the reasons never reach the model.
     assert "Stripe" not in str(human.content) and "payroll" not in str(human.content)
     assert "only the reasons given" in str(system.content)
@@ -109,10 +111,10 @@ def test_the_model_writes_the_rationale_from_the_reasons_and_the_tokens_are_sett
     result = nimbus_score(tenant)
     [rationale] = write(openai_server, db, tenant, [("Nimbus Apps", result)])
 
-    assert rationale.source == "llm"
-    # The sandbox restates the strongest positive and negative reasons it was given.
-    assert rationale.text.startswith("The lead scores on industry match")
-    assert "held back by decision maker email (role address, unverified" in rationale.text
+    assert rationale.source == "llm" and rationale.rejected == ()
+    # The sandbox restates the strongest positive and negative reasons it was given, in their words.
+    assert rationale.text.startswith("The lead scores on industry code 62011, one of the ICP's codes")
+    assert "held back by only a shared mailbox such as info@, not verified yet" in rationale.text
     assert rationale.tokens_used == billed_tokens(openai_server) > 0
     [row] = usage_rows(admin)
     assert row["status"] == "ok" and row["units_charged"] == rationale.tokens_used
@@ -141,8 +143,8 @@ def test_without_a_key_the_rationale_is_a_template_sentence_from_the_reasons(
 
     assert rationale == Rationale(template_rationale("Nimbus Apps", result), "template", 0)
     assert rationale.text.startswith(f"Nimbus Apps is a High lead ({result.value:.2f}) on the strength of "
-                                     "industry match (SSIC 62011 matches 62011)")
-    assert "held back by a decision-maker email (role address, unverified)" in rationale.text
+                                     "industry code 62011, one of the ICP's codes")
+    assert ". It is held back by only a shared mailbox such as info@, not verified yet; " in rationale.text
     assert usage_rows(admin) == []
     with db.tenant(tenant) as conn:
         assert scores_db.get_rationale(conn, result.features_hash) is None
@@ -180,5 +182,22 @@ def test_a_failing_model_gives_the_template_and_settles_nothing_spent(
     assert openai_server.stats()["unauthorized"] == 1
     [row] = usage_rows(admin)
     assert (row["status"], row["units_charged"]) == ("error", 0)
+    with db.tenant(tenant) as conn:
+        assert scores_db.get_rationale(conn, result.features_hash) is None
+
+
+def test_a_model_rationale_stating_facts_missing_from_the_reasons_is_replaced_by_the_template(
+        db: Database, tenant: int, admin: psycopg.Connection) -> None:
+    result = nimbus_score(tenant)
+    with serving(OpenAIServer(api_keys={API_KEY}, unfaithful_rationales=True)) as careless:
+        [rationale] = write(careless, db, tenant, [("Nimbus Apps", result)])
+        assert careless.stats()["calls"] == 1
+
+    assert rationale.source == "template"
+    assert rationale.text == template_rationale("Nimbus Apps", result)
+    assert {"number 250", "technology Salesforce", "claim 'funding'"} <= set(rationale.rejected)
+    # The call was paid for, and the unfaithful text is not cached for another night.
+    [row] = usage_rows(admin)
+    assert row["status"] == "rejected" and row["units_charged"] == rationale.tokens_used > 0
     with db.tenant(tenant) as conn:
         assert scores_db.get_rationale(conn, result.features_hash) is None

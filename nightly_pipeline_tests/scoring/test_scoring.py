@@ -167,9 +167,28 @@ def test_icp_fit_features() -> None:
     assert division.industry_match == pytest.approx(0.84) and division.raw["industry_match"] == "SSIC 62090 matches 620"
     older = build_features(company_row(incorporation_year=2002, employees_estimate=1000), SOFTWARE_ICP, None, [], {})
     assert older.company_age_fit == pytest.approx(0.4) and older.employee_fit == pytest.approx(0.5)
-    small = build_features(company_row(employees_estimate=None), SOFTWARE_ICP,
-                           crawl_row(profile_data=profile(employees_estimate=4)), [], {})
+    small = build_features(company_row(employees_estimate=4, employees_source="stated"), SOFTWARE_ICP, None, [], {})
     assert small.employee_fit == pytest.approx(0.4)
+
+
+def test_a_headcount_the_model_inferred_is_a_range_and_counts_half() -> None:
+    crawl = crawl_row(profile_data=profile(employees_estimate=80))
+    crawl["extraction"]["headcount"] = {"source": "inferred", "exact": None, "low": 51, "high": 200}
+    guessed = build_features(company_row(employees_estimate=None, employees_source=None), SOFTWARE_ICP, crawl, [], {})
+    assert guessed.employee_fit == pytest.approx(0.5)
+    assert guessed.raw["employee_fit"] == "51–200 employees (inferred)"
+    assert guessed.phrases["employee_fit"] == ("an estimated 51–200 employees (inferred, so it counts half), "
+                                               "inside the ICP's 10–500")
+    stated = build_features(company_row(employees_estimate=42, employees_source="stated"), SOFTWARE_ICP, None, [], {})
+    assert stated.employee_fit == 1.0
+    assert stated.phrases["employee_fit"] == "42 employees stated on the site, inside the ICP's 10–500"
+    # The model's own number in the profile is never read as a headcount.
+    nothing = build_features(company_row(employees_estimate=None, employees_source=None), SOFTWARE_ICP,
+                             crawl_row(profile_data=profile(employees_estimate=80)), [], {})
+    assert nothing.employee_fit == 0.0 and nothing.phrases["employee_fit"] == "headcount not stated anywhere we looked"
+    # A number stored before headcounts carried their source is treated as the guess it may have been.
+    legacy = build_features(company_row(employees_estimate=80, employees_source=None), SOFTWARE_ICP, None, [], {})
+    assert legacy.employee_fit == pytest.approx(0.5)
 
 
 def test_keywords_are_read_from_the_stored_corpus_when_there_is_one() -> None:
@@ -305,3 +324,10 @@ def test_scoring_inputs_store_and_shortlist(db: Database) -> None:
     with db.tenant(tenant) as conn:
         assert scores_db.mark_shortlist(conn, run_date, 1) == best[:1]
         assert [row["shortlisted"] for row in scores_db.scores_for(conn, run_date)] == [True, False, False]
+
+
+def test_a_buyer_title_behind_a_suppressed_address_does_not_count() -> None:
+    reachable = build_features(company_row(), SOFTWARE_ICP, None, [CEO, INFO], {"mei@nimbus.sg": "risky"})
+    suppressed = build_features(company_row(), SOFTWARE_ICP, None, [CEO, INFO], {"mei@nimbus.sg": "suppressed"})
+    assert reachable.preferred_title is True and suppressed.preferred_title is False
+    assert suppressed.phrases["preferred_title"] == "no contact titled CEO, Founder or CTO"

@@ -32,6 +32,7 @@ from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.nightly import PlannedRun, run_all
+from nightly_pipeline.report import render_shortlist_page
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
 from nightly_pipeline_sandbox.runner import (
     ODOO_PASSWORD_ENV,
@@ -223,6 +224,10 @@ def main() -> int:
                       f"{'ok' if outcome.returncode == 0 else 'FAILED'} in {outcome.seconds:.1f} s")
             for tenant_id, name in tenants:
                 print_tenant(db, tenant_id, name, run_date)
+                page = home / f"shortlist-{tenant_id}-{run_date.isoformat()}.html"
+                page.write_text(render_shortlist_page(db, tenant_id, run_date,
+                                                      unit_prices=settings.vendor_unit_costs), encoding="utf-8")
+                print(f"The shortlist page for SDRs: {page}")
         summary = {s.name: s.stats()["requests"] for s in sandbox.servers}
         print(f"\nSandbox requests served: {json.dumps(summary)}")
         created = {db: sandbox.odoo.stats()["databases"][db]["creates"] for db in sandbox.odoo.databases()}

@@ -6,7 +6,8 @@ reflects the facts in the messages; plain chat restates them in one sentence. Us
 described in :mod:`llm_tokens`, and an optional per-key tokens-per-minute limit answers 429 the
 way OpenAI does: a request is refused when its prompt does not fit beside the prompt and completion
 tokens that key used in the last 60 s. Streaming is not served: the product never streams, and a request asking for it
-gets a 400 that says so.
+gets a 400 that says so. ``unfaithful_rationales`` makes plain-chat rationales assert facts the reasons
+do not state, as a careless model would.
 """
 from __future__ import annotations
 
@@ -36,9 +37,11 @@ class OpenAIServer(SandboxServer):
 
     def __init__(self, *, seed: int = 7, api_keys: set[str] | None = None,
                  model_tokens_per_minute: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 latency: LatencyModel | None = None, faults: FaultConfig | None = None) -> None:
+                 latency: LatencyModel | None = None, faults: FaultConfig | None = None,
+                 unfaithful_rationales: bool = False) -> None:
         super().__init__(seed=seed, latency=latency, faults=faults)
         self.api_keys = api_keys
+        self.unfaithful_rationales = unfaithful_rationales
         self.tokens_per_minute = model_tokens_per_minute
         self.clock = clock
         self._state_lock = threading.Lock()
@@ -98,7 +101,8 @@ class OpenAIServer(SandboxServer):
         if (refusal := self._tokens_refusal(key, completion_request.model, prompt_tokens)) is not None:
             return refusal
         try:
-            message, finish_reason, completion_tokens = completion_request.answer()
+            message, finish_reason, completion_tokens = completion_request.answer(
+                unfaithful=self.unfaithful_rationales)
         except (KeyError, TypeError, ValueError) as exc:  # a $ref that points nowhere, a non-object schema …
             return _openai_error(400, f"Invalid schema for the requested output: {exc!r}", "invalid_request_error",
                                  param="response_format")
@@ -227,7 +231,7 @@ class _CompletionRequest:
                   else None)
         return count_chat_prompt(self.messages, tools=self.body.get("tools"), response_schema=schema)
 
-    def answer(self) -> tuple[dict[str, Any], str, int]:
+    def answer(self, *, unfaithful: bool = False) -> tuple[dict[str, Any], str, int]:
         """The assistant message, its finish reason and its completion token count."""
         evidence = conversation_evidence(self.messages)
         if self.tool is not None:
@@ -245,7 +249,7 @@ class _CompletionRequest:
         else:
             last_user = next((message_text(m.get("content")) for m in reversed(self.messages)
                               if m.get("role") == "user"), "")
-            content = text_reply(evidence, last_user)
+            content = text_reply(evidence, last_user, unfaithful=unfaithful)
         content, finish_reason = self._within_max_tokens(content)
         message = {"role": "assistant", "content": content, "refusal": None, "tool_calls": None}
         return message, finish_reason, count_tokens(content)

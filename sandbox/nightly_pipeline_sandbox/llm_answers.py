@@ -62,6 +62,11 @@ _EMPLOYEES_BEFORE = re.compile(
     r"(?:number\s*of\s*employees|numberofemployees|employee[_ ]?count|employees|headcount|staff|team size|"
     r"team of)[\"']?\s*(?:[:=]|is|of)?\s*[\"']?(?:about|around|over|approximately|some)?\s*(\d[\d,]*)",
     re.IGNORECASE)
+# Asked for a headcount that a text about a team never states, a model still answers, and with the same
+# round number for most companies: the sandbox does too, a little less sure than of a stated one.
+GUESSED_HEADCOUNT = 50
+GUESS_EVIDENCE_SHARE = 0.5
+_TEAM_WORDS = re.compile(r"\b(?:team|staff|workforce)\b", re.IGNORECASE)
 _POSTAL = re.compile(r"(?:Singapore|S)\s*\(?\s*(\d{6})\)?", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?:\+65[\s-]?)?\b[689]\d{3}[\s-]?\d{4}\b")
@@ -91,8 +96,12 @@ class Reason:
     feature: str
     value: str | None
     contribution: float | None
+    # A reason already written as a phrase for people ("no pricing page"): restated as it is.
+    verbatim: bool = False
 
     def phrase(self) -> str:
+        if self.verbatim:
+            return self.feature
         details = [d for d in (self.value, None if self.contribution is None else f"{self.contribution:+g}") if d]
         return _humanise(self.feature) + (f" ({', '.join(details)})" if details else "")
 
@@ -119,6 +128,8 @@ class Evidence:
     urls: tuple[str, ...]
     year_founded: int | None
     technologies: tuple[str, ...]
+    # What a model answers when asked for a headcount the text does not state: a round guess.
+    employees_guess: int | None = None
 
     def or_else(self, fallback: Evidence) -> Evidence:
         """This evidence, with every fact it lacks taken from ``fallback``."""
@@ -192,7 +203,8 @@ def read_evidence(text: str) -> Evidence:
         phones=tuple(dict.fromkeys(p.strip() for p in _PHONE.findall(text))),
         urls=tuple(dict.fromkeys(u.rstrip(".,;") for u in _URL.findall(text))),
         year_founded=int(m.group(1)) if (m := _YEAR_FOUNDED.search(text)) else None,
-        technologies=tuple(t for t in _TECHNOLOGIES if re.search(rf"\b{re.escape(t)}\b", text, re.IGNORECASE)))
+        technologies=tuple(t for t in _TECHNOLOGIES if re.search(rf"\b{re.escape(t)}\b", text, re.IGNORECASE)),
+        employees_guess=GUESSED_HEADCOUNT if _TEAM_WORDS.search(text) else None)
 
 
 # -- fact readers ----------------------------------------------------------------------------------
@@ -317,6 +329,9 @@ def _reasons(text: str, lines: list[str]) -> Iterable[Reason]:
 def _reason_from_line(line: str) -> Reason | None:
     contribution_match = _CONTRIBUTION.search(line)
     contribution = float(contribution_match.group(1).replace(" ", "")) if contribution_match else None
+    phrase = re.sub(r"\s*\(\s*\)\s*$", "", _CONTRIBUTION.sub("", line)).strip(" [],;→-")
+    if " " in phrase and not re.search(r"[:=]", phrase):
+        return Reason(phrase, None, contribution, verbatim=True)
     body = _CONTRIBUTION.sub("", line).strip(" ()[],;→-")
     # "industry_match: software" → feature industry_match, value software
     parts = re.split(r"\s*[:=(]\s*", body, maxsplit=1)
@@ -551,6 +566,8 @@ class SchemaFiller:
         value: float | None = None
         if kind == "employees":
             value = evidence.employees
+            if value is None and evidence.employees_guess is not None:
+                return _bounded(schema, evidence.employees_guess), GUESS_EVIDENCE_SHARE  # type: ignore[return-value]
         elif kind == "year_founded":
             value = evidence.year_founded
         elif kind == "confidence":
@@ -698,10 +715,16 @@ def _most_mentioned(texts: list[str], source: str) -> int | None:
     return best[0][0] if best and best[0][1] > 0 else None
 
 
-def text_reply(evidence: Evidence, last_user_text: str) -> str:
-    """A short plain-text answer that restates what the prompt said."""
+# What an unfaithful model adds to a rationale: a headcount, funding and a CRM that no reason states.
+UNFAITHFUL_ADDITION = ("The company employs about 250 people, raised Series A funding last year and runs its sales "
+                       "on Salesforce.")
+
+
+def text_reply(evidence: Evidence, last_user_text: str, *, unfaithful: bool = False) -> str:
+    """A short plain-text answer that restates what the prompt said (and, when ``unfaithful``, a
+    rationale that asserts facts the reasons do not hold)."""
     if rationale := evidence.rationale():
-        return rationale
+        return f"{UNFAITHFUL_ADDITION} {rationale}" if unfaithful else rationale
     if facts := evidence.fact_sentence():
         return facts
     first = _SENTENCE_END.split(last_user_text.strip(), maxsplit=1)[0] if last_user_text.strip() else ""

@@ -20,7 +20,13 @@ from nightly_pipeline_sandbox.world_model import (
     Site,
     TechStack,
 )
-from nightly_pipeline_sandbox.world_pages import EMAIL_FORMS, FOOTER, PHONE_FORMS, render_static_pages
+from nightly_pipeline_sandbox.world_pages import (
+    EMAIL_FORMS,
+    FOOTER,
+    PHONE_FORMS,
+    TEAM_MARKUPS,
+    render_static_pages,
+)
 
 _UPPER_WORDS = {"AI", "IT", "F&B", "HR"}
 _LEGAL_SUFFIX = re.compile(r"\s+(PTE\.?\s*LTD\.?|PRIVATE\s+LIMITED|LIMITED|LTD\.?|LLP)\s*$", re.IGNORECASE)
@@ -90,9 +96,23 @@ def build_site(facts: CompanyFacts, domain: str, *, seed: int, index: int,
         blog_posts=_blog_posts(rng, industry, name), product_count=rng.randint(12, 60),
         employee_count=_employee_count(rng, industry),
         robots_txt=robots_txt(domain, options.hard_case, "WordPress" in tech.names),
-        hard_case=options.hard_case, redirect_target=options.redirect_target)
+        hard_case=options.hard_case, redirect_target=options.redirect_target,
+        team_markup=_team_markup(seed, domain, index), employees_published=_headcount_form(seed, domain))
     site.pages.update(render_static_pages(site))
     return site
+
+
+# Drawn from streams of their own, so adding them left every earlier choice of a site as it was.
+def _team_markup(seed: int, domain: str, index: int) -> str:
+    """How the team page is laid out; the world's sites cycle through every markup."""
+    del seed, domain
+    return TEAM_MARKUPS[index % len(TEAM_MARKUPS)]
+
+
+def _headcount_form(seed: int, domain: str) -> str:
+    """Where the site states its headcount: both places, its text, its structured data, or nowhere."""
+    roll = random.Random(f"headcount-form:{seed}:{domain}").random()
+    return "both" if roll < 0.4 else "text" if roll < 0.6 else "structured" if roll < 0.75 else "none"
 
 
 def robots_txt(domain: str, hard_case: str | None, wordpress: bool) -> str:

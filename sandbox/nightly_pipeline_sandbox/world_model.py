@@ -77,6 +77,12 @@ class SiteTruth:
     industry: str
     industry_words: tuple[str, ...]
     keywords: tuple[str, ...]
+    team_markup: str = "cards"             # how /team lays out names and titles (world_pages.TEAM_MARKUPS)
+    employees_published: str = "both"      # where the headcount is stated (world_pages.HEADCOUNT_FORMS)
+
+    @property
+    def headcount_stated(self) -> bool:
+        return self.employees_published != "none"
 
     @property
     def emails(self) -> frozenset[str]:
@@ -112,6 +118,8 @@ class Site:
     robots_txt: str
     hard_case: str | None = None
     redirect_target: str | None = None         # the other company's domain, for the off-site redirect case
+    team_markup: str = "cards"                 # see world_pages.TEAM_MARKUPS
+    employees_published: str = "both"          # see world_pages.HEADCOUNT_FORMS
     pages: dict[str, Page] = dataclasses.field(default_factory=dict)
 
     @property
@@ -166,4 +174,6 @@ class Site:
             industry=self.industry.key,
             industry_words=self.industry.words,
             keywords=self.keywords,
+            team_markup=self.team_markup,
+            employees_published=self.employees_published,
         )

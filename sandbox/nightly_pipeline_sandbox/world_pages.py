@@ -16,11 +16,16 @@ import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from nightly_pipeline_sandbox.people import Person
     from nightly_pipeline_sandbox.world_model import Site
 
 EMAIL_FORMS: tuple[str, ...] = ("plain", "mailto", "mailto_query", "at_dot", "entity", "cf_span", "cf_href")
 JSON_LD_FORM = "json_ld"
 PHONE_FORMS: tuple[str, ...] = ("intl_spaced", "intl_dash", "local_dash", "local_spaced", "paren", "tel_link")
+# How team pages lay out names and titles, as real sites do.
+TEAM_MARKUPS: tuple[str, ...] = ("cards", "headings", "definition_list", "name_title_lines", "json_ld", "table")
+# Where a site states its headcount: JSON-LD and the about text, one of them, or neither.
+HEADCOUNT_FORMS: tuple[str, ...] = ("both", "text", "structured", "none")
 
 FOOTER = "*"  # a mention on every page (the footer), not on one path
 CALENDAR_FIRST_MONTH = "2025-01"
@@ -133,6 +138,8 @@ def _organization_json_ld(site: Site) -> str:
         "telephone": display_phone(site.primary_phone), "email": site.primary_email,
         "foundingDate": str(site.founded),
     }
+    if site.employees_published not in ("both", "structured"):
+        del data["numberOfEmployees"]
     # "</" inside a script element would end it early.
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
@@ -212,9 +219,11 @@ def _home(site: Site) -> Page:
 
 def _about(site: Site) -> Page:
     industry = site.industry
+    team = (f"a team of {site.employee_count} people" if site.employees_published in ("both", "text")
+            else "a small, growing team")
     body = (f"<h1>About {html.escape(site.display_name)}</h1>"
             f"<p>Founded in {site.founded}, {html.escape(site.display_name)} is {html.escape(industry.phrase)} "
-            f"with a team of {site.employee_count} people.</p>"
+            f"with {team}.</p>"
             + "".join(f"<p>{html.escape(sentence)}</p>" for sentence in industry.pitch)
             + f"<p>Registered in Singapore as {html.escape(site.entity_name)} (UEN {site.uen}).</p>"
             + f'<p>Press kit: <a href="{LOGO_PATH}">download our logo</a></p>')
@@ -233,16 +242,71 @@ def _contact(site: Site) -> Page:
 
 
 def _team(site: Site) -> Page:
-    emails = {m.email: m for m in site.mentions_on("/team")}
+    body = f"<h1>Meet the team</h1>{_TEAM_RENDERERS[site.team_markup](site)}"
+    return _layout(site, "/team", f"Our team | {site.display_name}", body)
+
+
+def _person_email(site: Site, person: Person) -> str:
+    mention = {m.email: m for m in site.mentions_on("/team")}.get(person.email)
+    return render_email(mention.email, mention.form) if mention else ""
+
+
+def _team_cards(site: Site) -> str:
     cards = []
     for person in site.people:
-        mention = emails.get(person.email)
-        email = f"<p>{render_email(mention.email, mention.form)}</p>" if mention else ""
+        email = _person_email(site, person)
         cards.append(f'<div class="person"><h3>{html.escape(person.full_name)}</h3>'
-                     f'<p class="title">{html.escape(person.title)}</p>{email}'
+                     f'<p class="title">{html.escape(person.title)}</p>{f"<p>{email}</p>" if email else ""}'
                      f'<a href="{html.escape(person.linkedin_url)}">LinkedIn</a></div>')
-    body = f"<h1>Meet the team</h1><div class=\"team\">{''.join(cards)}</div>"
-    return _layout(site, "/team", f"Our team | {site.display_name}", body)
+    return f"<div class=\"team\">{''.join(cards)}</div>"
+
+
+def _team_headings(site: Site) -> str:
+    """Name headings each followed by a title paragraph, no card around them."""
+    parts = []
+    for person in site.people:
+        email = _person_email(site, person)
+        parts.append(f"<h3>{html.escape(person.full_name)}</h3><p>{html.escape(person.title)}</p>"
+                     + (f"<p>Email: {email}</p>" if email else ""))
+    return f"<section class=\"leadership\">{''.join(parts)}</section>"
+
+
+def _team_directory(site: Site) -> str:
+    """The addresses of the listed people, below a layout that has no place for them."""
+    lines = [f"<li>{email}</li>" for person in site.people if (email := _person_email(site, person))]
+    return f"<h2>Write to us directly</h2><ul class=\"directory\">{''.join(lines)}</ul>" if lines else ""
+
+
+def _team_definition_list(site: Site) -> str:
+    items = "".join(f"<dt>{html.escape(p.full_name)}</dt><dd>{html.escape(p.title)}</dd>" for p in site.people)
+    return f"<dl class=\"team\">{items}</dl>{_team_directory(site)}"
+
+
+def _team_lines(site: Site) -> str:
+    items = "".join(f"<li>{html.escape(p.full_name)}, {html.escape(p.title)}</li>" for p in site.people)
+    return f"<h2>Leadership</h2><ul class=\"leaders\">{items}</ul>{_team_directory(site)}"
+
+
+def _team_json_ld(site: Site) -> str:
+    """Names on the page, titles only in the page's schema.org data."""
+    people = [{"@type": "Person", "name": p.full_name, "jobTitle": p.title} for p in site.people]
+    data = json.dumps({"@context": "https://schema.org", "@type": "Organization", "name": site.display_name,
+                       "employee": people}, ensure_ascii=False).replace("</", "<\\/")
+    names = "".join(f"<li>{html.escape(p.full_name)}</li>" for p in site.people)
+    return (f'<script type="application/ld+json">{data}</script><ul class="people">{names}</ul>'
+            f"{_team_directory(site)}")
+
+
+def _team_table(site: Site) -> str:
+    rows = "".join(f"<tr><td>{html.escape(p.full_name)}</td><td>{html.escape(p.title)}</td>"
+                   f"<td>{_person_email(site, p)}</td></tr>" for p in site.people)
+    return (f'<table class="team"><tr><th>Name</th><th>Role</th><th>Email</th></tr>{rows}</table>')
+
+
+_TEAM_RENDERERS = {
+    "cards": _team_cards, "headings": _team_headings, "definition_list": _team_definition_list,
+    "name_title_lines": _team_lines, "json_ld": _team_json_ld, "table": _team_table,
+}
 
 
 def _pricing(site: Site) -> Page:

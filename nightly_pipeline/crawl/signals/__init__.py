@@ -40,6 +40,14 @@ from nightly_pipeline.crawl.signals.jsonld import (
 )
 from nightly_pipeline.crawl.signals.phones import extract_phones, phones_from_parsed, tel_link_numbers, unique
 from nightly_pipeline.crawl.signals.tech import TechHit, extract_tech, gather_evidence, tech_from_evidence
+from nightly_pipeline.crawl.signals.people import (
+    PersonHit,
+    merge_people,
+    people_from_parsed,
+    site_headcount,
+    stated_headcount,
+)
+from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.domain.web import normalize_phone
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "PageMeta",
     "PageSignals",
     "PageSummary",
+    "PersonHit",
     "SiteSignals",
     "TechHit",
     "THIN_PAGE_CHARS",
@@ -100,6 +109,8 @@ class PageSignals:
     has_pricing: bool
     has_case_studies: bool
     text: str
+    people: tuple[PersonHit, ...] = ()
+    headcount: Headcount | None = None
 
     @property
     def text_chars(self) -> int:
@@ -120,6 +131,8 @@ class PageSignals:
             "text": self.text,
             "text_chars": self.text_chars,
             "is_thin": self.is_thin,
+            "people": [person.to_dict() for person in self.people],
+            "headcount": self.headcount.to_dict() if self.headcount else None,
         }
 
 
@@ -150,6 +163,8 @@ class SiteSignals:
     has_pricing: bool = False
     has_case_studies: bool = False
     corpus: str = ""
+    people: tuple[PersonHit, ...] = ()
+    headcount: Headcount | None = None
 
     @property
     def text_chars(self) -> int:
@@ -170,6 +185,8 @@ class SiteSignals:
             "corpus": self.corpus,
             "text_chars": self.text_chars,
             "is_thin": self.is_thin,
+            "people": [person.to_dict() for person in self.people],
+            "headcount": self.headcount.to_dict() if self.headcount else None,
         }
 
 
@@ -196,6 +213,8 @@ def page_signals(url: str, html: str, headers: Mapping[str, str], company_domain
         has_pricing=pricing_from_parsed(url, tree, visible_text),
         has_case_studies=case_studies_from_parsed(url, tree),
         text=text,
+        people=tuple(people_from_parsed(url, kind, tree, jsonld)),
+        headcount=stated_headcount(visible_text),
     )
 
 
@@ -265,4 +284,6 @@ def merge_site_signals(pages: Sequence[PageSignals], *, corpus_char_limit: int |
         has_pricing=any(page.has_pricing for page in pages),
         has_case_studies=any(page.has_case_studies for page in pages),
         corpus=build_corpus(pages, corpus_char_limit),
+        people=tuple(merge_people(person for page in pages for person in page.people)),
+        headcount=site_headcount([(page.kind, page.headcount) for page in pages]),
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Iterable, Iterator
+from email.utils import getaddresses
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from email_validator import EmailNotValidError, validate_email
 from selectolax.lexbor import LexborHTMLParser
@@ -61,22 +62,32 @@ _OBFUSCATED_EMAIL = re.compile(
     rf"(?<![\w.+%-])({_LOCAL}){_OBFUSCATED_AT}({_LABEL}(?:{_OBFUSCATED_DOT}{_LABEL})+)", re.IGNORECASE
 )
 _OBFUSCATED_DOT_TOKEN = re.compile(_OBFUSCATED_DOT, re.IGNORECASE)
-_CLOUDFLARE_ATTRIBUTE = re.compile(r"""data-cfemail\s*=\s*["']?([0-9a-fA-F]+)""")
-_CLOUDFLARE_HREF = re.compile(r"/cdn-cgi/l/email-protection#([0-9a-fA-F]+)")
+_CLOUDFLARE_ATTRIBUTE = re.compile(r"""data-cfemail\s*=\s*["']?([0-9a-fA-F]+)""", re.IGNORECASE)
+_CLOUDFLARE_HREF = re.compile(r"/cdn-cgi/l/email-protection#([0-9a-fA-F]+)", re.IGNORECASE)
+# A mailto: URL anywhere (links, buttons, forms, data attributes, scripts, JSON-LD strings).
+_MAILTO = re.compile(r"mailto:\s*([^\s\"'<>()\\]+)", re.IGNORECASE)
+_MAILTO_RECIPIENT_KEYS = frozenset({"to", "cc", "bcc"})
+# Percent-encoding applied twice (``%2540``) still hides an address; more layers than this is not a site.
+_MAX_UNQUOTE_ROUNDS = 3
 _JS_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
 _HEX_LIKE = re.compile(r"(?=[0-9a-f-]*\d)[0-9a-f-]{8,}")
 _ASCII_LOCAL_PART = re.compile(r"[a-z0-9._+-]+")
 
 
 def cloudflare_decode(hex_string: str) -> str | None:
-    """Decode Cloudflare's email protection: the first byte XORs the rest."""
+    """Decode Cloudflare's email protection: the first byte is a key XORed into every following
+    byte, and the bytes are UTF-8 (as Cloudflare's decoder reads them). None for anything that is
+    not hex, has no payload, is not UTF-8 or decodes to control characters."""
     if len(hex_string) < 4 or len(hex_string) % 2:
         return None
-    data = bytes.fromhex(hex_string)
     try:
-        return bytes(byte ^ data[0] for byte in data[1:]).decode("utf-8")
-    except UnicodeDecodeError:
+        data = bytes.fromhex(hex_string)
+        decoded = bytes(byte ^ data[0] for byte in data[1:]).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
         return None
+    if not decoded.isprintable() or any(char.isspace() for char in decoded):
+        return None
+    return decoded
 
 
 def _decode_js_escape(match: re.Match[str]) -> str:
@@ -87,21 +98,53 @@ def _searchable_text(raw_html: str) -> str:
     return _JS_ESCAPE.sub(_decode_js_escape, html_lib.unescape(raw_html))
 
 
-def _mailto_recipients(tree: LexborHTMLParser) -> Iterator[str]:
+def _fully_unquoted(text: str) -> str:
+    for _ in range(_MAX_UNQUOTE_ROUNDS):
+        unquoted = unquote(text)
+        if unquoted == text:
+            break
+        text = unquoted
+    return text
+
+
+def _address_list(text: str) -> Iterator[str]:
+    """``"a@x.sg, Jane Tan <b@x.sg>; c@x.sg"`` → each address."""
+    for _, address in getaddresses([text.replace(";", ",")]):
+        if address.strip():
+            yield address.strip()
+
+
+def mailto_addresses(url: str) -> list[str]:
+    """Every recipient of a ``mailto:`` URL: the path's, and ``to``, ``cc`` and ``bcc`` in the query;
+    percent-encoding (even doubled) is undone, subject and body are ignored."""
+    value = url.strip()
+    if value[:7].lower() == "mailto:":
+        value = value[7:]
+    path, _, query = value.partition("?")
+    found = list(_address_list(_fully_unquoted(path)))
+    for key, recipients in parse_qsl(query.replace("&amp;", "&"), keep_blank_values=False):
+        if key.strip().lower() in _MAILTO_RECIPIENT_KEYS:
+            found.extend(_address_list(_fully_unquoted(recipients)))
+    return found
+
+
+def _mailto_recipients(tree: LexborHTMLParser, text: str) -> Iterator[str]:
     for anchor in tree.css("a[href], area[href]"):
         href = (anchor.attributes.get("href") or "").strip()
-        if href[:7].lower() != "mailto:":
-            continue
-        recipients = unquote(href[7:].split("?", 1)[0])
-        yield from (recipient.strip() for recipient in re.split(r"[,;]", recipients))
+        if href[:7].lower() == "mailto:":
+            yield from mailto_addresses(href)
+    for match in _MAILTO.finditer(text):
+        yield from mailto_addresses(match.group(1))
 
 
-def _cloudflare_addresses(raw_html: str) -> Iterator[str]:
-    for pattern in (_CLOUDFLARE_ATTRIBUTE, _CLOUDFLARE_HREF):
-        for match in pattern.finditer(raw_html):
-            decoded = cloudflare_decode(match.group(1))
-            if decoded:
-                yield decoded
+def _cloudflare_addresses(raw_html: str, text: str) -> Iterator[str]:
+    # The raw HTML for attribute values as written; the unescaped text for entity-encoded hrefs.
+    for source in (raw_html, text):
+        for pattern in (_CLOUDFLARE_ATTRIBUTE, _CLOUDFLARE_HREF):
+            for match in pattern.finditer(source):
+                decoded = cloudflare_decode(match.group(1))
+                if decoded:
+                    yield decoded
 
 
 def _obfuscated_addresses(text: str) -> Iterator[str]:
@@ -113,9 +156,9 @@ def _obfuscated_addresses(text: str) -> Iterator[str]:
 def _candidates(raw_html: str, tree: LexborHTMLParser, jsonld: list[Any]) -> Iterator[tuple[str, str]]:
     raw_html = raw_html[:MAX_PARSE_CHARS]
     text = _searchable_text(raw_html)
-    yield from ((address, "jsonld") for address in jsonld_emails(jsonld))
-    yield from ((address, "mailto") for address in _mailto_recipients(tree))
-    yield from ((address, "cloudflare") for address in _cloudflare_addresses(raw_html))
+    yield from ((address, "jsonld") for value in jsonld_emails(jsonld) for address in mailto_addresses(value))
+    yield from ((address, "mailto") for address in _mailto_recipients(tree, text))
+    yield from ((address, "cloudflare") for address in _cloudflare_addresses(raw_html, text))
     yield from ((match.group(1), "text") for match in _PLAIN_EMAIL.finditer(text))
     yield from ((address, "obfuscated") for address in _obfuscated_addresses(text))
 

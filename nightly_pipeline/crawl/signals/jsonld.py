@@ -126,6 +126,15 @@ def _employee_count(value: Any) -> int | None:
     return _first_int(value)
 
 
+def _employee_range_top(value: Any) -> int | None:
+    """The top of a stated range ({"minValue": 11, "maxValue": 50}), so a range is not read as a number."""
+    if isinstance(value, list):
+        value = next((item for item in value if item), None)
+    if isinstance(value, dict) and _first_int(value.get("value")) is None:
+        return _first_int(value.get("maxValue"))
+    return None
+
+
 def _flatten_address(value: Any) -> tuple[str | None, str | None]:
     if isinstance(value, list):
         value = next((item for item in value if item), None)
@@ -166,6 +175,9 @@ def _organization_fields(node: dict[str, Any]) -> dict[str, Any]:
     employees = _employee_count(node.get("numberOfEmployees"))
     if employees is not None:
         fields["numberOfEmployees"] = employees
+        top = _employee_range_top(node.get("numberOfEmployees"))
+        if top is not None and top > employees:
+            fields["numberOfEmployeesMax"] = top
     same_as = _same_as(node.get("sameAs"))
     if same_as:
         fields["sameAs"] = same_as
@@ -188,7 +200,8 @@ def extract_jsonld_organization(html: str) -> dict[str, Any]:
 
     Keys (present only when found): ``name``, ``url``, ``email``, ``telephone``, ``address``
     (one flattened line), ``postalCode``, ``numberOfEmployees`` (int; a QuantitativeValue
-    range gives its lower bound), ``foundingDate``, ``sameAs`` (list of URLs).
+    range gives its lower bound, and ``numberOfEmployeesMax`` its top), ``foundingDate``,
+    ``sameAs`` (list of URLs).
     """
     return organization_from_values(jsonld_values(parse_html(html)))
 
