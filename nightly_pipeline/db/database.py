@@ -15,7 +15,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from nightly_pipeline.db.embedded import EmbeddedPostgres
-from nightly_pipeline.db.migrate import current_version, latest_version, migrate
+from nightly_pipeline.db.migrate import current_version, migrate, pending_migrations
 from nightly_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,13 +137,14 @@ def ensure_schema(target: DatabaseTarget) -> None:
     """Migrate the embedded database on use; a server database must be migrated explicitly."""
     with psycopg.connect(target.admin_url) as conn:
         have = current_version(conn)
-    want = latest_version()
-    if have >= want:
+        pending = pending_migrations(conn)
+    if not pending:
         return
     if target.embedded:
         migrate(target.admin_url, target.app_role)
     else:
-        raise DatabaseError(f"the database schema is at version {have}, this code needs {want}: "
+        missing = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        raise DatabaseError(f"the database schema is at version {have} and lacks {missing}: "
                             f"run `nightly-pipeline db migrate`")
 
 

@@ -40,8 +40,10 @@ def available_migrations() -> tuple[Migration, ...]:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migration versions must be 1..N without gaps, found {versions}")
+    # Branches number their migrations ahead of each other, so a version may be missing for a while;
+    # a version used twice would apply one file and silently skip the other.
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"migration versions must be unique, found {versions}")
     return tuple(found)
 
 
@@ -54,6 +56,19 @@ def current_version(conn: psycopg.Connection) -> int:
     if not exists:
         return 0
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def applied_versions(conn: psycopg.Connection) -> set[int]:
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return set()
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def pending_migrations(conn: psycopg.Connection) -> list[Migration]:
+    """Available migrations not applied yet, lower versions included (one merged after a higher one)."""
+    done = applied_versions(conn)
+    return [m for m in available_migrations() if m.version not in done]
 
 
 def _role_exists(conn: psycopg.Connection, role: str) -> bool:
@@ -104,10 +119,7 @@ def migrate(admin_url: str, app_role: str) -> list[Migration]:
                                     applied_at timestamptz NOT NULL DEFAULT now())""")
                 # The runtime role checks the schema version before it runs.
                 conn.execute(sql.SQL("GRANT SELECT ON schema_migrations TO {}").format(sql.Identifier(app_role)))
-            done = current_version(conn)
-            for migration in available_migrations():
-                if migration.version <= done:
-                    continue
+            for migration in pending_migrations(conn):
                 text = migration.sql.replace("{app_role}", sql.Identifier(app_role).as_string(conn)) \
                     .replace("{owner_role}", sql.Identifier(OWNER_ROLE).as_string(conn)) \
                     .replace("{schema}", sql.Identifier(schema).as_string(conn))
