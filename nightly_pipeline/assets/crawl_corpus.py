@@ -14,13 +14,12 @@ import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.assets.daily_targets import daily_targets
-from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db.budget import VendorBudget
-from nightly_pipeline.enrich.crawl_stage import CompanyCrawl, CrawlStage, crawler_config
+from nightly_pipeline.enrich.crawl_stage import CompanyCrawl, CrawlStage, polite_crawler
 from nightly_pipeline.enrich.discovery import WebsiteDiscovery
 from nightly_pipeline.enrich.extraction import Extractor
 from nightly_pipeline.enrich.tavily_fallback import TavilyFallback
@@ -66,7 +65,7 @@ async def _crawl(stage_parts: Mapping[str, Any], companies: list[dict], db: Data
                  persist_corpus: bool, log) -> None:
     settings = stage_parts["settings"]
     llm: LLMResource = stage_parts["llm"]
-    async with SiteCrawler(crawler_config(settings)) as crawler, llm.chat_session() as chat_model:
+    async with polite_crawler(settings, db.target.app_url) as crawler, llm.chat_session() as chat_model:
         fallback = TavilyFallback(stage_parts["tavily_client"], stage_parts["budget"], settings.tavily_max_queries)
         stage = CrawlStage(
             crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,

@@ -24,7 +24,7 @@ from nightly_pipeline.crawl.fetcher import (
     track_requests,
 )
 from nightly_pipeline.crawl.pages import select_key_pages
-from nightly_pipeline.crawl.politeness import DomainScheduler
+from nightly_pipeline.crawl.politeness import DomainGate, DomainScheduler
 from nightly_pipeline.crawl.robots import RobotsInfo
 from nightly_pipeline.crawl.signals import decode_html
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
@@ -139,11 +139,14 @@ class SiteCrawler:
     """Crawls company websites with one shared client; use as ``async with``."""
 
     def __init__(self, config: CrawlerConfig | None = None, resolver: Resolver | None = None, *,
-                 verify: ssl.SSLContext | bool = True) -> None:
+                 verify: ssl.SSLContext | bool = True, gate: DomainGate | None = None) -> None:
+        """``gate`` spaces requests per domain for every crawler that shares it (the pipeline passes
+        the PostgreSQL gate); without one, only this crawler's own requests are spaced."""
         self.config = config or CrawlerConfig()
         self._policy = self.config.address_policy()
         self._resolver = resolver
         self._verify = verify
+        self._gate = gate
         self._client: ShardedClient | None = None
         self._fetcher: Fetcher | None = None
 
@@ -153,7 +156,8 @@ class SiteCrawler:
             concurrency=config.concurrency, policy=self._policy, user_agent=config.user_agent,
             timeout_s=config.timeout_s, proxy=config.proxy, resolver=self._resolver, verify=self._verify)
         scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
-                                    max_in_flight=config.concurrency)
+                                    max_in_flight=config.concurrency, gate=self._gate,
+                                    request_s=config.timeout_s)
         self._fetcher = Fetcher(
             self._client, policy=self._policy, scheduler=scheduler, user_agent=config.user_agent,
             timeout_s=config.timeout_s, max_body_bytes=config.max_body_bytes,

@@ -7,13 +7,15 @@ in its own task; per-domain politeness and the vendor budgets, not this loop, se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import html
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
+from nightly_pipeline.db.politeness import PostgresDomainGate
 from nightly_pipeline.enrich.discovery import DiscoveredWebsite, WebsiteDiscovery
 from nightly_pipeline.enrich.extraction import ExtractionResult, Extractor
 from nightly_pipeline.enrich.tavily_fallback import FallbackContent, TavilyFallback
@@ -34,6 +36,14 @@ def crawler_config(settings: Settings) -> CrawlerConfig:
         allow_private_networks=settings.crawler_allow_private_networks,
         concurrency=max(DEFAULT_COMPANY_CONCURRENCY, settings.sched_company_concurrency),
     )
+
+
+@contextlib.asynccontextmanager
+async def polite_crawler(settings: Settings, database_url: str) -> AsyncIterator[SiteCrawler]:
+    """The stage's crawler, taking each domain's turn in the database every crawler of the fleet shares."""
+    async with PostgresDomainGate.open(database_url) as gate, \
+            SiteCrawler(crawler_config(settings), gate=gate) as crawler:
+        yield crawler
 
 
 @dataclasses.dataclass
