@@ -22,7 +22,7 @@ from nightly_pipeline_tests.crawl.crawl_net_testkit import (
 
 HOST = "acme.com.sg"
 KEY_LINKS = (("/about", "About us"), ("/contact", "Contact us"), ("/team", "Our team"),
-             ("/careers", "Careers"), ("/pricing", "Pricing"), ("/news", "News"))
+             ("/careers", "Careers"), ("/pricing", "Pricing"), ("/customers", "Customers"))
 ALLOW_ALL = "User-agent: *\nAllow: /\n"
 
 
@@ -80,6 +80,21 @@ def test_a_site_crawl_fetches_robots_home_and_key_pages() -> None:
     summary = json.loads(json.dumps(crawl.to_dict()))
     assert summary["outcome"] == "ok" and len(summary["pages"]) == 4
     assert "body" not in summary["pages"][0] and summary["pages"][0]["body_bytes"] == len(crawl.pages[0].body)
+
+
+def test_a_site_with_fewer_key_pages_than_the_budget_gets_only_those() -> None:
+    site = VirtualHosts()
+    products = [(f"/products/item-{n}", f"Widget {n}") for n in range(1, 21)]
+    site.page(HOST, "/robots.txt", ALLOW_ALL, content_type="text/plain")
+    site.page(HOST, "/", html_page(("/about", "About us"), ("/contact", "Contact us"), ("/blog", "Blog"),
+                                   ("/shop", "Shop"), *products))
+    for path in ("/about", "/contact", "/blog", "/shop", *(path for path, _ in products)):
+        site.page(HOST, path, f"<html><body>{path}</body></html>")
+    with running(site):
+        crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST), max_pages=6)
+    assert crawl.outcome == "ok" and crawl.coverage == "full" and crawl.skipped_pages == []
+    assert [hit.path for hit in site.hits] == ["/robots.txt", "/", "/about", "/contact"]
+    assert crawl.requests_made == 4
 
 
 def test_bare_domains_fall_back_to_the_next_scheme_through_the_proxy() -> None:
