@@ -150,17 +150,42 @@ def test_a_pdf_home_page_is_not_html() -> None:
     assert [page.error_kind for page in crawl.pages] == ["not_html"]
 
 
-def test_a_redirect_to_another_company_is_followed_with_its_robots() -> None:
+def test_a_home_page_redirected_to_another_company_is_followed_with_its_robots_and_dropped() -> None:
     site = VirtualHosts()
     _company(site, HOST)
     _company(site, "bigger.com.sg")
     with running(site):
         site.redirect(HOST, "/", site.port_url("bigger.com.sg"), status=301)
         crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST, "bigger.com.sg"), max_pages=1)
-    assert crawl.outcome == "ok"
-    assert crawl.pages[0].final_url == site.port_url("bigger.com.sg")
-    assert crawl.pages[1].final_url == site.port_url("bigger.com.sg", "/about")
+    assert crawl.outcome == "redirected_offsite" and "bigger.com.sg" in crawl.reason
+    assert crawl.pages == []
+    assert crawl.dropped_pages == [{
+        "url": site.port_url(HOST), "final_url": site.port_url("bigger.com.sg"),
+        "reason": "redirected to bigger.com.sg, another registrable domain than acme.com.sg: "
+                  "not this company's content"}]
     assert len(site.hits_for("bigger.com.sg", "/robots.txt")) == 1
+    # Nothing further of the other company's site is fetched.
+    assert [hit.path for hit in site.hits_for("bigger.com.sg")] == ["/robots.txt", "/"]
+
+
+def test_a_key_page_redirected_to_another_company_is_dropped_and_the_rest_kept() -> None:
+    site = VirtualHosts()
+    _company(site, HOST)
+    _company(site, "bigger.com.sg")
+    with running(site):
+        site.redirect(HOST, "/contact", site.port_url("bigger.com.sg", "/contact"), status=301)
+        site.redirect(HOST, "/team", site.port_url(f"www.{HOST}", "/team"), status=301)
+        site.page(f"www.{HOST}", "/team", "<html><body>team</body></html>")
+        crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST, f"www.{HOST}", "bigger.com.sg"),
+                           max_pages=3)
+    assert crawl.outcome == "ok"
+    # A redirect within the site (to www.) is the company's own page.
+    assert [page.final_url for page in crawl.pages] == [
+        site.port_url(HOST), site.port_url(HOST, "/about"), site.port_url(f"www.{HOST}", "/team")]
+    assert [(d["url"], d["final_url"]) for d in crawl.dropped_pages] == [
+        (site.port_url(HOST, "/contact"), site.port_url("bigger.com.sg", "/contact"))]
+    assert "bigger.com.sg" in crawl.dropped_pages[0]["reason"]
+    assert crawl.to_dict()["dropped_pages"] == crawl.dropped_pages
 
 
 def test_the_byte_budget_makes_coverage_partial() -> None:
