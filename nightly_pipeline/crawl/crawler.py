@@ -154,6 +154,7 @@ class SiteCrawler:
         self._verify = verify
         self._gate = gate
         self._client: ShardedClient | None = None
+        self._scheduler: DomainScheduler | None = None
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> SiteCrawler:
@@ -161,11 +162,11 @@ class SiteCrawler:
         self._client = build_sharded_crawl_client(
             concurrency=config.concurrency, policy=self._policy, user_agent=config.user_agent,
             timeout_s=config.timeout_s, proxy=config.proxy, resolver=self._resolver, verify=self._verify)
-        scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
-                                    max_in_flight=config.concurrency, gate=self._gate,
-                                    request_s=config.timeout_s)
+        self._scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
+                                          max_in_flight=config.concurrency, gate=self._gate,
+                                          request_s=config.timeout_s)
         self._fetcher = Fetcher(
-            self._client, policy=self._policy, scheduler=scheduler, user_agent=config.user_agent,
+            self._client, policy=self._policy, scheduler=self._scheduler, user_agent=config.user_agent,
             timeout_s=config.timeout_s, max_body_bytes=config.max_body_bytes,
             max_redirects=config.max_redirects, max_crawl_delay_s=config.max_crawl_delay_s,
             retry=config.retry_policy())
@@ -175,9 +176,12 @@ class SiteCrawler:
                         traceback: TracebackType | None) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
+        if self._scheduler is not None:
+            await self._scheduler.aclose()
         if self._client is not None:
             await self._client.aclose()
         self._client = None
+        self._scheduler = None
         self._fetcher = None
 
     @property

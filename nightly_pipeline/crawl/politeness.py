@@ -41,7 +41,11 @@ logger = logging.getLogger(__name__)
 MIN_POLL_S = 0.02
 # Added to the longest request when leasing a turn: room for the event loop's own delays between
 # the lease check and the send.
-LEASE_MARGIN_S = 5.0
+LEASE_MARGIN_S = 15.0
+# How long a process keeps a domain's turn after its request ended, for its next request to the
+# domain (the next page of the same site visit); shorter than any interval, so another crawler
+# waiting for the domain loses nothing by it.
+HOLD_S = 0.1
 DEFAULT_REQUEST_S = 30.0
 
 
@@ -57,19 +61,21 @@ class DomainGate(Protocol):
     """Whose turn it is to send to a domain, and when the domain's last request ended."""
 
     async def take_turn(self, domain: str, *, interval_s: float, lease_s: float) -> tuple[bool, float]:
-        """Take the domain's turn for one request.
+        """Take the domain's turn.
 
         ``(True, wait)``: the turn is ours; send no sooner than ``wait`` seconds from now (the
         previous request's end plus the larger of ``interval_s`` and the interval that request
-        asked for), then :meth:`end_turn`. The lease lasts until ``wait + lease_s`` from now;
-        taking the turn again while holding it extends the lease.
+        asked for), and only while the lease lasts (``wait + lease_s`` from now); then
+        :meth:`end_turn`. Taking the turn again while holding it extends the lease. The holder
+        spaces its own requests within a turn itself.
 
         ``(False, retry_in)``: another crawler holds the turn, for ``retry_in`` seconds at most.
         """
         ...
 
-    async def end_turn(self, domain: str, *, interval_s: float) -> bool:
-        """Our request to ``domain`` ended now; ``interval_s`` is the spacing it asks for after it.
+    async def end_turn(self, domain: str, *, interval_s: float, ended_ago_s: float | None) -> bool:
+        """Hand the turn back: our last request in it ended ``ended_ago_s`` seconds ago and asks for
+        ``interval_s`` after it; ``None`` when the turn sent nothing (the last end stays as it was).
 
         Returns False when the turn was no longer ours (the lease had expired and been taken).
         """
@@ -81,6 +87,7 @@ class _DomainTurn:
     last_end: float = float("-inf")
     last_interval: float = 0.0
     holder: str | None = None
+    start: float = float("-inf")
     lease_expires_at: float = float("-inf")
 
 
@@ -117,16 +124,21 @@ class InMemoryDomainGate:
             # reached the site as late as the expiry.
             base = max(base, turn.lease_expires_at)
         start = max(now, base + max(interval_s, turn.last_interval))
+        if turn.holder == self.holder:
+            # Taking our own turn again (to extend it) never moves its start earlier.
+            start = max(start, turn.start)
         turn.holder = self.holder
+        turn.start = start
         turn.lease_expires_at = start + lease_s
         return True, start - now
 
-    async def end_turn(self, domain: str, *, interval_s: float) -> bool:
+    async def end_turn(self, domain: str, *, interval_s: float, ended_ago_s: float | None) -> bool:
         turn = self._board.get(domain)
         if turn is None or turn.holder != self.holder:
             return False
-        turn.last_end = self._clock()
-        turn.last_interval = interval_s
+        if ended_ago_s is not None:
+            turn.last_end = max(turn.last_end, self._clock() - ended_ago_s)
+            turn.last_interval = interval_s
         turn.holder = None
         turn.lease_expires_at = float("-inf")
         return True
@@ -148,14 +160,34 @@ class _DomainState:
     last_interval: float = 0.0
     users: int = 0
     forget_handle: asyncio.TimerHandle | None = None
+    # The gate's turn as this process holds it: until when (by our clock, conservatively), whether a
+    # request was sent in it, and a pending hand-back. ``serial`` counts requests, so a hand-back
+    # scheduled before the latest request knows it is stale.
+    lease_ends: float = float("-inf")
+    pending_take: asyncio.Future[tuple[bool, float]] | None = None
+    unsure: bool = False
+    sent: bool = False
+    serial: int = 0
+    release_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self.lease_ends != float("-inf")
+
+    @property
+    def to_hand_back(self) -> bool:
+        return self.holding or self.unsure
 
 
 class DomainScheduler:
     """Spaces requests per domain through a :class:`DomainGate` and bounds requests in flight.
 
     ``request_s`` is the longest a request may hold its slot (the crawler's timeout); turns are
-    leased for that plus :data:`LEASE_MARGIN_S` after their start. Without a gate, an
-    :class:`InMemoryDomainGate` of its own spaces this process's requests only.
+    leased for that plus :data:`LEASE_MARGIN_S`. A turn is kept while this process's requests to
+    the domain follow each other (a site visit: robots.txt, the home page, its key pages), so most
+    requests need no round trip to the gate; it is handed back :data:`HOLD_S` after the last one
+    ended, recording that end, and at :meth:`aclose`. Without a gate, an :class:`InMemoryDomainGate`
+    of its own spaces this process's requests only.
     """
 
     def __init__(self, min_interval_s: float = 0.5, *, max_interval_s: float = 10.0,
@@ -171,6 +203,7 @@ class DomainScheduler:
         self._request_s = request_s
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._domains: dict[str, _DomainState] = {}
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def tracked_domains(self) -> int:
@@ -195,52 +228,108 @@ class DomainScheduler:
         state = self._enter(key)
         try:
             async with state.lock:
-                await self._start_turn(key, state, interval)
+                state.serial += 1
+                if state.release_handle is not None:
+                    state.release_handle.cancel()
+                    state.release_handle = None
+                try:
+                    await self._start_turn(key, state, interval)
+                except BaseException:
+                    self._release_later(key, state)
+                    raise
+                state.sent = True
                 try:
                     yield
                 finally:
                     state.last_end = loop.time()
                     state.last_interval = interval
                     self._in_flight.release()
-                    await self._end_turn(key, interval)
+                    self._release_later(key, state)
         finally:
             self._leave(key, state)
+
+    async def aclose(self) -> None:
+        """Hand back every turn still held (call before the gate closes)."""
+        for state in self._domains.values():
+            if state.release_handle is not None:
+                state.release_handle.cancel()
+                state.release_handle = None
+        held = [self._release(key, state, state.serial) for key, state in self._domains.items()
+                if state.to_hand_back]
+        await asyncio.gather(*held, *self._releases, return_exceptions=True)
 
     async def _start_turn(self, key: str, state: _DomainState, interval: float) -> None:
         """Return when the request may be sent, holding the domain's turn and an in-flight slot."""
         loop = asyncio.get_running_loop()
         while True:
-            asked_at = loop.time()
-            granted, seconds = await self.gate.take_turn(key, interval_s=interval, lease_s=self.lease_s)
-            if not granted:
-                await asyncio.sleep(max(MIN_POLL_S, min(seconds, interval)))
-                continue
-            try:
+            ready_at = state.last_end + max(interval, state.last_interval)
+            if state.lease_ends - max(ready_at, loop.time()) < self._request_s:
+                # Not holding the turn, or not for long enough: ask the gate (again).
+                asked_at = loop.time()
+                state.lease_ends = float("-inf")
+                # Shielded and remembered: if we stop listening, the answer still arrives, and the
+                # hand-back waits for it rather than overtake it.
+                state.pending_take = asyncio.ensure_future(
+                    self.gate.take_turn(key, interval_s=interval, lease_s=self.lease_s))
+                try:
+                    granted, seconds = await asyncio.shield(state.pending_take)
+                except BaseException:
+                    state.unsure = True
+                    raise
+                state.pending_take = None
+                state.unsure = False
+                if not granted:
+                    state.lease_ends = float("-inf")
+                    state.sent = False
+                    await asyncio.sleep(max(MIN_POLL_S, min(seconds, interval)))
+                    continue
                 # The gate's wait counts from its answer, which came after we asked and before now.
-                ready_at = max(loop.time() + seconds, state.last_end + max(interval, state.last_interval))
-                lease_ends = asked_at + seconds + self.lease_s
-                # A timer may fire a clock tick early; loop until the floor has truly passed.
-                while (wait := ready_at - loop.time()) > 0:
-                    await asyncio.sleep(wait)
-                await self._in_flight.acquire()
-            except BaseException:
-                # Cancelled while waiting: hand the turn back rather than let it block until expiry.
-                await self._end_turn(key, interval)
-                raise
-            if loop.time() + self._request_s <= lease_ends:
+                state.lease_ends = asked_at + seconds + self.lease_s
+                ready_at = max(ready_at, loop.time() + seconds)
+            # A timer may fire a clock tick early; loop until the floor has truly passed.
+            while (wait := ready_at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            await self._in_flight.acquire()
+            if loop.time() + self._request_s <= state.lease_ends:
                 return
             # Queued for an in-flight slot so long that the lease could run out mid-request.
             self._in_flight.release()
 
-    async def _end_turn(self, key: str, interval: float) -> None:
-        try:
-            kept = await self.gate.end_turn(key, interval_s=interval)
-        except Exception as exc:  # noqa: BLE001 - the lease expires by itself; the crawl goes on
-            logger.warning("could not end the turn of %s (%s: %s); it lapses with its lease",
-                           key, type(exc).__name__, exc)
+    def _release_later(self, key: str, state: _DomainState) -> None:
+        if not state.to_hand_back:
             return
-        if not kept:
-            logger.warning("the turn of %s was no longer ours when its request ended", key)
+        loop = asyncio.get_running_loop()
+        state.release_handle = loop.call_later(HOLD_S, self._spawn_release, key, state, state.serial)
+
+    def _spawn_release(self, key: str, state: _DomainState, serial: int) -> None:
+        task = asyncio.ensure_future(self._release(key, state, serial))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, key: str, state: _DomainState, serial: int) -> None:
+        """Hand the turn back unless another request took it up meanwhile; record our last end."""
+        loop = asyncio.get_running_loop()
+        async with state.lock:
+            if state.serial != serial or not state.to_hand_back:
+                return
+            state.release_handle = None
+            if state.pending_take is not None:
+                await asyncio.wait([state.pending_take])
+                state.pending_take = None
+            state.unsure = False
+            # Recorded as "so long ago" and placed on the gate's clock by the gate: the statement
+            # runs after we measured, so the recorded end is never earlier than the real one.
+            ended_ago = loop.time() - state.last_end if state.sent else None
+            state.lease_ends = float("-inf")
+            state.sent = False
+            try:
+                kept = await self.gate.end_turn(key, interval_s=state.last_interval, ended_ago_s=ended_ago)
+            except Exception as exc:  # noqa: BLE001 - the lease expires by itself; the crawl goes on
+                logger.warning("could not hand back the turn of %s (%s: %s); it lapses with its lease",
+                               key, type(exc).__name__, exc)
+                return
+            if not kept and ended_ago is not None:
+                logger.warning("the turn of %s had expired before it was handed back", key)
 
     def _enter(self, key: str) -> _DomainState:
         state = self._domains.get(key)
@@ -255,10 +344,19 @@ class DomainScheduler:
     def _leave(self, key: str, state: _DomainState) -> None:
         state.users -= 1
         if state.users == 0:
-            loop = asyncio.get_running_loop()
-            forget_at = max(state.last_end + self.max_interval_s, loop.time())
-            state.forget_handle = loop.call_at(forget_at, self._forget_if_idle, key, state)
+            self._forget_later(key, state)
+
+    def _forget_later(self, key: str, state: _DomainState) -> None:
+        loop = asyncio.get_running_loop()
+        forget_at = max(state.last_end + self.max_interval_s, loop.time() + HOLD_S)
+        state.forget_handle = loop.call_at(forget_at, self._forget_if_idle, key, state)
 
     def _forget_if_idle(self, key: str, state: _DomainState) -> None:
-        if state.users == 0 and self._domains.get(key) is state:
-            del self._domains[key]
+        if state.users or self._domains.get(key) is not state:
+            return
+        if state.to_hand_back:
+            # Its hand-back is under way.
+            loop = asyncio.get_running_loop()
+            state.forget_handle = loop.call_later(MIN_POLL_S, self._forget_if_idle, key, state)
+            return
+        del self._domains[key]

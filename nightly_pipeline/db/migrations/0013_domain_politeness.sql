@@ -17,12 +17,14 @@ CREATE UNLOGGED TABLE domain_politeness (
     last_interval_s   double precision NOT NULL DEFAULT 0 CHECK (last_interval_s >= 0),
     holder            text,
     lease_expires_at  timestamptz,
-    CHECK ((holder IS NULL) = (lease_expires_at IS NULL))
+    lease_s           double precision CHECK (lease_s > 0),
+    CHECK ((holder IS NULL) = (lease_expires_at IS NULL) AND (holder IS NULL) = (lease_s IS NULL))
 );
 
 COMMENT ON COLUMN domain_politeness.last_end IS 'when the last request to the domain ended (server clock)';
 COMMENT ON COLUMN domain_politeness.last_interval_s IS 'the spacing that request asked for after its end';
 COMMENT ON COLUMN domain_politeness.holder IS 'the crawling process whose turn it is (host/pid/random), if any';
 COMMENT ON COLUMN domain_politeness.lease_expires_at IS 'until then only the holder may send to the domain';
+COMMENT ON COLUMN domain_politeness.lease_s IS 'the length of the holder''s lease, counted from its turn''s start';
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON domain_politeness TO {app_role};
