@@ -6,20 +6,20 @@ makes the spacing hold at the server: the server saw the previous request before
 finished, so no network or server-side jitter can squeeze two arrivals closer than the
 interval. The interval is never randomised; Crawl-delay can only raise it.
 
-Every request asks a :class:`DomainGate` for the domain's turn. The gate knows who may send to
-the domain now and when its last request ended, for everyone who crawls: the pipeline uses the
-PostgreSQL gate (:mod:`nightly_pipeline.db.politeness`), so tenant runs in other processes or on
-other hosts against the same database are spaced too; :class:`InMemoryDomainGate` serves a single
-process (unit tests, tools). A turn is a lease: it covers the wait for the request's start and the
-longest the request may take, so a crawler that died holding it blocks the domain only until the
-lease expires, and the next request then counts its interval from the expiry.
+A request is sent only in its domain's turn, taken from a :class:`DomainGate`. The gate knows
+who may send to the domain now and when its last request ended, for everyone who crawls: the
+pipeline uses the PostgreSQL gate (:mod:`nightly_pipeline.db.politeness`), so tenant runs in other
+processes or on other hosts against the same database are spaced too; :class:`InMemoryDomainGate`
+serves a single process (unit tests, tools). A turn is a lease: it covers the wait for the start
+and the longest a request may take, so a crawler that died holding it blocks the domain only until
+the lease expires, and the next request then counts its interval from the expiry.
 
 :class:`DomainScheduler` sits in front of the gate in each process. It queues the process's own
-requests per domain, so only one of them at a time asks the gate; remembers each domain's last
-end itself, so its own spacing never depends on the gate's answer arriving; and bounds requests
-in flight across all domains. Its per-domain state is dropped once the domain is idle and its
-longest possible interval has passed, so a broad crawl does not accumulate one object per domain
-ever seen (Scrapy's per-slot growth, scrapy#2077).
+requests per domain; keeps a turn while those requests follow each other (a site visit), spacing
+them itself by its own clock, and hands it back with the last one's end shortly after; and bounds
+requests in flight across all domains. Its per-domain state is dropped once the domain is idle and
+its longest possible interval has passed, so a broad crawl does not accumulate one object per
+domain ever seen (Scrapy's per-slot growth, scrapy#2077).
 """
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 # How often a request whose domain another crawler holds asks again, at most once per interval:
 # the other crawler's request must end and its interval pass before ours may start anyway.
 MIN_POLL_S = 0.02
-# Added to the longest request when leasing a turn: room for the event loop's own delays between
-# the lease check and the send.
+# Added to the longest request when leasing a turn. A turn kept through a site visit is extended
+# (one more round trip) once less than a whole request fits in it, so the margin is about how long a
+# visit runs on one lease; it is also how long beyond a request a dead crawler can block a domain.
 LEASE_MARGIN_S = 15.0
 # How long a process keeps a domain's turn after its request ended, for its next request to the
 # domain (the next page of the same site visit); shorter than any interval, so another crawler
@@ -107,9 +108,6 @@ class InMemoryDomainGate:
         self._clock = clock
         self.holder = holder or uuid.uuid4().hex
         self._takes = 0
-
-    def __len__(self) -> int:
-        return len(self._board)
 
     async def take_turn(self, domain: str, *, interval_s: float, lease_s: float) -> tuple[bool, float]:
         now = self._clock()
