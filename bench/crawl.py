@@ -19,7 +19,14 @@ out of the crawl: its page never answers, so its serial time would be the crawle
 
     .venv/bin/python bench/crawl.py [--domains 1000] [--concurrency 500] [--latency-scale 1] [--seed 7]
     .venv/bin/python bench/crawl.py --quick          # 100 domains, a smoke run
+    .venv/bin/python bench/crawl.py --gate memory    # per-domain turns in this process, not in PostgreSQL
     .venv/bin/python bench/crawl.py --profile /tmp/crawl.prof   # cProfile of the crawling process
+
+By default every request takes its domain's turn in PostgreSQL, as the pipeline does (a throwaway
+embedded server, started before the crawler is pinned to its core, deleted afterwards); ``--gate memory``
+keeps the turns in the crawling process, so the two runs together give the cost of the database gate.
+The proxy-side SSRF check resolves every host: a resolver that answers every name with one public
+address stands in for DNS (the proxy, not that address, is what the crawler connects to).
 
 The default of 500 domains in flight is past the point where (b) drops below (a) for 1,000 domains
 (about 350), so the floor is set by politeness alone; more in flight cannot lower it, only add load.
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
 import cProfile
 import dataclasses
@@ -41,10 +49,12 @@ import multiprocessing
 import pstats
 import random
 import resource
+import shutil
 import statistics
+import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
@@ -55,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 from bench_support import allow_only_loopback, pin_to_core
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
-from nightly_pipeline.crawl.politeness import politeness_key
+from nightly_pipeline.crawl.politeness import DomainGate, politeness_key
 
 if TYPE_CHECKING:
     from nightly_pipeline_sandbox.web import WebProxyServer
@@ -74,6 +84,12 @@ EXCLUDED_HARD_CASES: dict[str, str] = {
     "hang": "its /about never answers, so its serial time is the crawler's own timeout, not politeness",
 }
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+GATES = ("postgres", "memory")
+APP_ROLE = "nightly_app"
+BENCH_DATABASE = "bench_crawl"
+# Any globally routable address passes the SSRF check; the crawler connects to the proxy, never to it.
+PUBLIC_ADDRESS = "93.184.216.34"
 
 SERVER_CORE, CRAWLER_CORE = 0, 1
 SERVER_START_TIMEOUT_S = 120.0
@@ -275,9 +291,51 @@ def _summarise(site: SiteCrawl) -> SiteSummary:
                        duration_s=(site.finished_at - site.started_at).total_seconds())
 
 
-async def _crawl(domains: Sequence[str], config: CrawlerConfig, timeout_s: float) -> tuple[list[SiteSummary], bool]:
+class EveryNamePublic:
+    """Stands in for DNS: every simulated site's name has one public address."""
+
+    async def resolve(self, host: str) -> list[str]:
+        return [PUBLIC_ADDRESS]
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The runtime role's URL on a migrated embedded PostgreSQL in a temporary folder, deleted afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    from nightly_pipeline.db.embedded import EmbeddedPostgres
+    from nightly_pipeline.db.migrate import migrate
+
+    home = Path(tempfile.mkdtemp(prefix="bench-crawl-pg-"))
+    # pgserver runs the server as its own user when we are root: that user must be able to enter the folder.
+    home.chmod(0o755)
+    server = EmbeddedPostgres(home, cleanup_mode="delete").start()
+    try:
+        with psycopg.connect(server.uri(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+        migrate(server.uri(database=BENCH_DATABASE), APP_ROLE)
+        yield server.uri(user=APP_ROLE, database=BENCH_DATABASE)
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _gate(database_url: str | None) -> AsyncIterator[DomainGate | None]:
+    if database_url is None:
+        yield None
+        return
+    from nightly_pipeline.db.politeness import PostgresDomainGate
+
+    async with PostgresDomainGate.open(database_url) as gate:
+        yield gate
+
+
+async def _crawl(domains: Sequence[str], config: CrawlerConfig, timeout_s: float,
+                 database_url: str | None) -> tuple[list[SiteSummary], bool]:
     sites: list[SiteSummary] = []
-    async with SiteCrawler(config) as crawler:
+    async with _gate(database_url) as gate, SiteCrawler(config, EveryNamePublic(), gate=gate) as crawler:
         try:
             async with asyncio.timeout(timeout_s):
                 async for site in crawler.crawl_many(domains):
@@ -288,13 +346,13 @@ async def _crawl(domains: Sequence[str], config: CrawlerConfig, timeout_s: float
 
 
 def run_crawl(domains: Sequence[str], config: CrawlerConfig, timeout_s: float,
-              profile_to: Path | None = None) -> CrawlRun:
+              profile_to: Path | None = None, database_url: str | None = None) -> CrawlRun:
     rss_before = _peak_rss_mb()
     profiler = cProfile.Profile() if profile_to else None
     cpu_before, started = _cpu_s(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    sites, timed_out = asyncio.run(_crawl(domains, config, timeout_s))
+    sites, timed_out = asyncio.run(_crawl(domains, config, timeout_s, database_url))
     if profiler is not None:
         profiler.disable()
     wall_s, cpu_s = time.perf_counter() - started, _cpu_s() - cpu_before
@@ -379,6 +437,7 @@ def _figures(args: argparse.Namespace, offer: WorldOffer, config: CrawlerConfig,
         "partial": run.timed_out,
         "concurrency": concurrency,
         "latency_scale": args.latency_scale,
+        "gate": args.gate,
         "seed": args.seed,
         "acra_rows": offer.acra_rows,
         "world_sites": offer.sites_in_world,
@@ -412,7 +471,8 @@ def _report_lines(f: dict[str, Any]) -> list[str]:
     cpu_share = f["crawler_cpu_s"] / f["wall_s"] if f["wall_s"] else 0.0
     lines = [
         (f"crawl benchmark: {f['domains']:,} domains (of {f['world_sites']:,} sites from {f['acra_rows']:,} ACRA "
-         f"rows), {f['concurrency']:,} in flight, latency scale {f['latency_scale']:g}, seed {f['seed']}"),
+         f"rows), {f['concurrency']:,} in flight, latency scale {f['latency_scale']:g}, seed {f['seed']}, "
+         f"domain turns in {f['gate']}"),
         f"  wall time            {f['wall_s']:>9.2f} s",
         (f"  politeness floor     {f['bound_s']:>9.2f} s = max(slowest domain {f['slowest_domain_s']:.2f} s "
          f"[{f['slowest_domain']}, {f['slowest_domain_requests']} requests], "
@@ -461,6 +521,8 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds after which the crawl stops and reports what it has")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the crawl here")
+    parser.add_argument("--gate", choices=GATES, default="postgres",
+                        help="where each domain's turn is kept: PostgreSQL (as the pipeline) or this process")
     args = parser.parse_args(argv)
     if args.domains is None:
         args.domains = QUICK_DOMAINS if args.quick else DEFAULT_DOMAINS
@@ -494,10 +556,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = context.Process(target=_serve, args=(settings, server_end, stop), name="sandbox-web", daemon=True)
     server.start()
     try:
-        offer: WorldOffer = _receive(channel, server, SERVER_START_TIMEOUT_S, "world")
-        pin_to_core(CRAWLER_CORE)
-        config = _crawler_config(offer.port, args.concurrency)
-        run = run_crawl(offer.domains, config, args.timeout, args.profile)
+        with contextlib.ExitStack() as stack:
+            # Started before the crawler is pinned, so the database server is not confined to its core.
+            database_url = stack.enter_context(throwaway_database()) if args.gate == "postgres" else None
+            offer: WorldOffer = _receive(channel, server, SERVER_START_TIMEOUT_S, "world")
+            pin_to_core(CRAWLER_CORE)
+            config = _crawler_config(offer.port, args.concurrency)
+            run = run_crawl(offer.domains, config, args.timeout, args.profile, database_url)
         stop.set()
         report: ServerReport = _receive(channel, server, SERVER_REPORT_TIMEOUT_S, "request log")
     finally:

@@ -2,6 +2,10 @@
 
 :class:`SiteCrawler` owns the crawl's shared state (one HTTP client, the domain scheduler and
 the robots cache) and crawls many sites at once, each within its own time and byte budget.
+
+A page that a redirect took to another registrable domain is another site's content, not the
+company's: it is dropped (and the reason kept in :attr:`SiteCrawl.dropped_pages`). A home page
+that leaves the site ends the crawl as ``redirected_offsite``.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ from nightly_pipeline.crawl.fetcher import (
     RetryPolicy,
     track_requests,
 )
-from nightly_pipeline.crawl.pages import select_key_pages
-from nightly_pipeline.crawl.politeness import DomainScheduler
+from nightly_pipeline.crawl.pages import registrable_domain, select_key_pages
+from nightly_pipeline.crawl.politeness import DomainGate, DomainScheduler
 from nightly_pipeline.crawl.robots import RobotsInfo
 from nightly_pipeline.crawl.signals import decode_html
 from nightly_pipeline.crawl.ssrf import AddressPolicy, SSRFError
@@ -38,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Outcome = Literal["ok", "blocked_robots", "unreachable", "not_html", "error"]
+Outcome = Literal["ok", "blocked_robots", "unreachable", "not_html", "redirected_offsite", "error"]
 Coverage = Literal["full", "partial"]
 
 DEFAULT_USER_AGENT = "NightlyPipelineBot/1.0 (company website enrichment; obeys robots.txt)"
@@ -97,6 +101,7 @@ class SiteCrawl:
     finished_at: dt.datetime
     coverage: Coverage = "full"
     skipped_pages: list[str] = field(default_factory=list)
+    dropped_pages: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary without page bodies."""
@@ -108,6 +113,7 @@ class SiteCrawl:
             "coverage": self.coverage,
             "pages": [page.to_dict() for page in self.pages],
             "skipped_pages": list(self.skipped_pages),
+            "dropped_pages": [dict(dropped) for dropped in self.dropped_pages],
             "robots": None if self.robots is None else self.robots.to_dict(),
             "requests_made": self.requests_made,
             "bytes_downloaded": self.bytes_downloaded,
@@ -139,12 +145,16 @@ class SiteCrawler:
     """Crawls company websites with one shared client; use as ``async with``."""
 
     def __init__(self, config: CrawlerConfig | None = None, resolver: Resolver | None = None, *,
-                 verify: ssl.SSLContext | bool = True) -> None:
+                 verify: ssl.SSLContext | bool = True, gate: DomainGate | None = None) -> None:
+        """``gate`` spaces requests per domain for every crawler that shares it (the pipeline passes
+        the PostgreSQL gate); without one, only this crawler's own requests are spaced."""
         self.config = config or CrawlerConfig()
         self._policy = self.config.address_policy()
         self._resolver = resolver
         self._verify = verify
+        self._gate = gate
         self._client: ShardedClient | None = None
+        self._scheduler: DomainScheduler | None = None
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> SiteCrawler:
@@ -152,10 +162,11 @@ class SiteCrawler:
         self._client = build_sharded_crawl_client(
             concurrency=config.concurrency, policy=self._policy, user_agent=config.user_agent,
             timeout_s=config.timeout_s, proxy=config.proxy, resolver=self._resolver, verify=self._verify)
-        scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
-                                    max_in_flight=config.concurrency)
+        self._scheduler = DomainScheduler(config.min_interval_s, max_interval_s=config.max_crawl_delay_s,
+                                          max_in_flight=config.concurrency, gate=self._gate,
+                                          request_s=config.timeout_s)
         self._fetcher = Fetcher(
-            self._client, policy=self._policy, scheduler=scheduler, user_agent=config.user_agent,
+            self._client, policy=self._policy, scheduler=self._scheduler, user_agent=config.user_agent,
             timeout_s=config.timeout_s, max_body_bytes=config.max_body_bytes,
             max_redirects=config.max_redirects, max_crawl_delay_s=config.max_crawl_delay_s,
             retry=config.retry_policy())
@@ -165,9 +176,12 @@ class SiteCrawler:
                         traceback: TracebackType | None) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
+        if self._scheduler is not None:
+            await self._scheduler.aclose()
         if self._client is not None:
             await self._client.aclose()
         self._client = None
+        self._scheduler = None
         self._fetcher = None
 
     @property
@@ -223,18 +237,29 @@ class SiteCrawler:
                 opening = _Opening(None, None, None, "unreachable",
                                    f"time budget of {self.config.domain_time_budget_s:g} s ran out "
                                    "before the home page answered")
+            site = registrable_domain(opening.base_url or domain)
+            dropped: list[dict[str, str]] = []
+            if opening.home is not None and (offsite := _offsite_drop(opening.home, site)) is not None:
+                dropped.append(offsite)
+                opening = _Opening(opening.base_url, opening.robots, None, "redirected_offsite",
+                                   offsite["reason"])
             pages = [] if opening.home is None else [opening.home]
             coverage: Coverage = "full"
             skipped: list[str] = []
             if opening.outcome == "ok" and opening.home is not None:
                 key_pages, coverage, skipped = await self._fetch_key_pages(opening.home, page_limit,
                                                                            deadline, ledger)
-                pages.extend(key_pages)
+                for page in key_pages:
+                    offsite = _offsite_drop(page, site)
+                    if offsite is None:
+                        pages.append(page)
+                    else:
+                        dropped.append(offsite)
         return SiteCrawl(
             domain=domain, base_url=opening.base_url, outcome=opening.outcome, reason=opening.reason,
             pages=pages, robots=opening.robots, requests_made=ledger.requests,
             bytes_downloaded=ledger.body_bytes, started_at=started_at, finished_at=_now(),
-            coverage=coverage, skipped_pages=skipped)
+            coverage=coverage, skipped_pages=skipped, dropped_pages=dropped)
 
     async def _fetch_key_pages(self, home: FetchResult, page_limit: int, deadline: float,
                                ledger: RequestLedger) -> tuple[list[FetchResult], Coverage, list[str]]:
@@ -328,6 +353,15 @@ async def _before(deadline: float, operation: Coroutine[Any, Any, T]) -> T:
             return await operation
     except TimeoutError as exc:
         raise _BudgetExhausted from exc
+
+
+def _offsite_drop(page: FetchResult, site: str | None) -> dict[str, str] | None:
+    """Why ``page`` is not the site's own content (a redirect left the site), or None when it is."""
+    landed = registrable_domain(page.final_url)
+    if site is None or landed is None or landed == site:
+        return None
+    return {"url": page.url, "final_url": page.final_url,
+            "reason": f"redirected to {landed}, another registrable domain than {site}: not this company's content"}
 
 
 def _home_outcome(home: FetchResult) -> tuple[Outcome, str]:

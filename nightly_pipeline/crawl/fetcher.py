@@ -56,7 +56,8 @@ ErrorKind = Literal[
     "too_many_redirects",
     "bad_redirect",          # a redirect without a usable Location
     "timeout",
-    "connect",               # name resolution or TCP/TLS connect failed
+    "dns",                   # the host does not resolve (here, or at the proxy)
+    "connect",               # TCP/TLS connect failed
     "protocol",              # broken HTTP or content coding
     "unsupported_encoding",
     "http_status",           # final status >= 400

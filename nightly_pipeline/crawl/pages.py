@@ -1,8 +1,8 @@
 """Link discovery and key-page selection on an already-fetched home page.
 
 Everything here is pure: no network, no clock. The crawler fetches the home page, asks
-:func:`select_key_pages` which few same-site pages are worth its small per-company budget
-(about, contact, team, pricing, careers, case studies, products, news), and uses
+:func:`select_key_pages` for the site's key pages (one each of about, contact, team, pricing,
+careers, case studies, products/services), and uses
 :func:`is_probably_binary_url` / :func:`is_html_content_type` / :func:`sniff_html` to avoid
 downloading or parsing anything that is not an HTML page.
 """
@@ -103,6 +103,12 @@ KIND_KEYWORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 KIND_PRIORITY: tuple[str, ...] = tuple(KIND_KEYWORDS)
+# The kinds a crawl fetches: pages that describe the company. News and blog pages are classified (a
+# post's date is a signal) but are listings and articles, not key pages.
+KEY_PAGE_KINDS: tuple[str, ...] = tuple(kind for kind in KIND_PRIORITY if kind != "news")
+# A key page is named by its link text or its own last path segment; a match on a parent folder only
+# ("/products/item-7", "/services/freight") is a detail page under a key page.
+KEY_PAGE_MIN_STRENGTH = 3.0
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _WHITESPACE = re.compile(r"\s+")
@@ -328,6 +334,7 @@ def _link_score(url: str, strength: float) -> float:
 class _Candidate:
     url: str
     kind: str
+    strength: float
     score: float
     position: int
 
@@ -344,24 +351,22 @@ def _candidates(base_url: str, html: str) -> list[_Candidate]:
         if classified is None:
             continue
         kind, strength = classified
-        candidates.append(_Candidate(link.url, kind, _link_score(link.url, strength), position))
+        candidates.append(_Candidate(link.url, kind, strength, _link_score(link.url, strength), position))
     return candidates
 
 
 def select_key_pages(base_url: str, html: str, max_pages: int) -> list[str]:
-    """Pick up to ``max_pages`` same-site pages of the home page worth fetching.
+    """The home page's key pages: the best same-site link of each key kind, at most ``max_pages``.
 
-    The best link of each kind comes first, in :data:`KIND_PRIORITY` order, then further
-    kind-matching links by score. Media, documents, trap URLs and other domains are never
-    chosen; neither is the home page itself.
+    Kinds come in :data:`KEY_PAGE_KINDS` order, one page each. A site with fewer key pages gets
+    fewer requests: the budget is never filled with other links (product detail pages, listings,
+    news). Media, documents, trap URLs and other domains are never chosen; neither is the home page.
     """
     if max_pages <= 0:
         return []
-    by_score = sorted(_candidates(base_url, html), key=lambda c: (-c.score, c.position))
+    key_links = [candidate for candidate in _candidates(base_url, html)
+                 if candidate.kind in KEY_PAGE_KINDS and candidate.strength >= KEY_PAGE_MIN_STRENGTH]
     best_per_kind: dict[str, _Candidate] = {}
-    for candidate in by_score:
+    for candidate in sorted(key_links, key=lambda c: (-c.score, c.position)):
         best_per_kind.setdefault(candidate.kind, candidate)
-    first_round = [best_per_kind[kind] for kind in KIND_PRIORITY if kind in best_per_kind]
-    chosen = {candidate.url for candidate in first_round}
-    rest = [candidate for candidate in by_score if candidate.url not in chosen]
-    return [candidate.url for candidate in (first_round + rest)[:max_pages]]
+    return [best_per_kind[kind].url for kind in KEY_PAGE_KINDS if kind in best_per_kind][:max_pages]

@@ -144,8 +144,15 @@ class RobotsCache:
         if entry is None or now - entry[0] >= self._ttl_s:
             entry = (now, asyncio.ensure_future(self._load(robots_url)))
             self._entries[robots_url] = entry
-        # Shielded: one caller giving up must not cancel the fetch the others wait for.
-        return await asyncio.shield(entry[1])
+        try:
+            # Shielded: one caller giving up must not cancel the fetch the others wait for.
+            return await asyncio.shield(entry[1])
+        except Exception:
+            # A fetch that raised (the politeness gate's database was unreachable, say) decided
+            # nothing about the site: the next request asks again.
+            if self._entries.get(robots_url) is entry:
+                del self._entries[robots_url]
+            raise
 
     async def aclose(self) -> None:
         """Cancel fetches still running; shielded, they would otherwise outlive the crawl."""

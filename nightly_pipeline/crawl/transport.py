@@ -7,14 +7,18 @@ name, because httpcore takes them from the request origin, not from the socket a
 made before a separate connect would be defeated by a TTL-0 rebinding answer; here the check and
 the connect use the same answer.
 
-With a proxy (``CRAWLER_PROXY``) the proxy resolves names, so only the URL checks of
-:meth:`~.ssrf.AddressPolicy.check_url` apply (the fetcher runs them on every hop).
+With a proxy (``CRAWLER_PROXY``) the proxy connects, so nothing can be pinned: :class:`ResolvingProxyTransport`
+resolves the host of every request (every hop of a redirect chain is a request of its own) and hands it
+to the proxy only when every answer is allowed. The proxy resolves the name again, and DNS may answer it
+differently by then, so an egress-filtering proxy stays the real guard there. In sandbox mode
+(``allow_private_networks``) names are left to the proxy: the simulated web exists only inside it.
 """
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
+import time
 import typing
 import zlib
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -24,7 +28,8 @@ import certifi
 import httpcore
 import httpx
 
-from nightly_pipeline.crawl.ssrf import AddressPolicy
+from nightly_pipeline.crawl.ssrf import DEFAULT_PORTS, AddressPolicy
+
 
 class UnresolvableHost(httpcore.ConnectError):
     """The name did not resolve; httpx re-raises it as ``ConnectError`` with this as the cause."""
@@ -45,6 +50,53 @@ class SystemResolver:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class CachingResolver:
+    """Remembers each name's answer, or its failure, for ``ttl_s``; concurrent lookups share one query.
+
+    Through a proxy every request is checked, and a site visit asks for the same few names many
+    times; the system resolver answers from a thread pool, so asking once per name keeps a broad crawl
+    from queueing on it.
+    """
+
+    def __init__(self, inner: Resolver, *, ttl_s: float = 30.0, max_names: int = 10_000) -> None:
+        self._inner = inner
+        self._ttl_s = ttl_s
+        self._max_names = max_names
+        self._entries: dict[str, tuple[float, asyncio.Future[list[str]]]] = {}
+
+    async def resolve(self, host: str) -> list[str]:
+        now = time.monotonic()
+        entry = self._entries.get(host)
+        if entry is None or entry[0] <= now:
+            self._make_room(now)
+            lookup = asyncio.ensure_future(self._inner.resolve(host))
+            # Retrieved here so a failure nobody else awaits is not reported as never retrieved.
+            lookup.add_done_callback(lambda done: done.cancelled() or done.exception())
+            entry = self._entries[host] = (now + self._ttl_s, lookup)
+        # Shielded: one caller giving up must not cancel the lookup the others wait for.
+        return list(await asyncio.shield(entry[1]))
+
+    def _make_room(self, now: float) -> None:
+        if len(self._entries) < self._max_names:
+            return
+        for name in [name for name, (expires, _) in self._entries.items() if expires <= now]:
+            del self._entries[name]
+        while len(self._entries) >= self._max_names:
+            del self._entries[next(iter(self._entries))]
+
+
+async def _checked_address(policy: AddressPolicy, resolver: Resolver, host: str, port: int,
+                           timeout: float | None) -> str:
+    """The allowed address of ``host``, or httpcore's connect errors for a lookup that failed."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await policy.resolve_and_check(host, port, resolver)
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+    except OSError as exc:
+        raise UnresolvableHost(f"cannot resolve {host}: {exc}") from exc
+
+
 class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Connects to the policy-checked address of the requested host, never to the name."""
 
@@ -62,13 +114,7 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            async with asyncio.timeout(timeout):
-                address = await self._policy.resolve_and_check(host, port, self._resolver)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
-        except OSError as exc:
-            raise UnresolvableHost(f"cannot resolve {host}: {exc}") from exc
+        address = await _checked_address(self._policy, self._resolver, host, port, timeout)
         return await self._inner.connect_tcp(
             address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
 
@@ -115,6 +161,40 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+class ResolvingProxyTransport(httpx.AsyncBaseTransport):
+    """A forward-proxy transport that sends a request on only when its host resolves, here, to
+    addresses the policy allows (all of them, as at connect time without a proxy).
+
+    The URL checks have already run in the fetcher; this adds what only an answer can show, such as a
+    public-looking name (``*.nip.io``, ``localtest.me``, ``metadata.google.internal``) that resolves to
+    loopback, a private network or the metadata service. A refused host raises
+    :class:`~.ssrf.SSRFError`; one that does not resolve here is not sent either, since a name only the
+    proxy can resolve is an internal name.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, policy: AddressPolicy, resolver: Resolver) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._resolver = resolver
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        host = url.raw_host.decode("ascii")
+        port = url.port or DEFAULT_PORTS.get(url.scheme, 443)
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        try:
+            await _checked_address(self._policy, self._resolver, host, port, timeout)
+        except httpcore.ConnectTimeout as exc:
+            raise httpx.ConnectTimeout(str(exc), request=request) from exc
+        except UnresolvableHost as exc:
+            # The fetcher tells a name that does not resolve from a refused connect by this cause.
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _ssl_context(verify: bool) -> ssl.SSLContext:
     if not verify:
         context = ssl.create_default_context()
@@ -146,6 +226,9 @@ def build_crawl_client(
     if proxy:
         context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
         transport = httpx.AsyncHTTPTransport(proxy=proxy, verify=context, trust_env=False, limits=limits)
+        if not policy.allow_private_networks:
+            transport = ResolvingProxyTransport(transport, policy=policy,
+                                                resolver=CachingResolver(resolver or SystemResolver()))
     else:
         transport = PinnedTransport(policy=policy, resolver=resolver, verify=verify, limits=limits)
     return httpx.AsyncClient(

@@ -8,11 +8,12 @@ company's result is stored as soon as it is ready, so a re-run of the night resu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import html
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from tavily import TavilyClient
@@ -21,6 +22,7 @@ from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
 from nightly_pipeline.db import enrichment as enrichment_db
 from nightly_pipeline.db.acra import CompanyRow
+from nightly_pipeline.db.politeness import PostgresDomainGate
 from nightly_pipeline.domain import headcount as headcount_domain
 from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.settings import Settings
@@ -49,6 +51,14 @@ def crawler_config(settings: Settings) -> CrawlerConfig:
         allow_private_networks=settings.crawler_allow_private_networks,
         concurrency=max(DEFAULT_COMPANY_CONCURRENCY, settings.sched_company_concurrency),
     )
+
+
+@contextlib.asynccontextmanager
+async def polite_crawler(settings: Settings, database_url: str) -> AsyncIterator[SiteCrawler]:
+    """The stage's crawler, taking each domain's turn in the database every crawler of the fleet shares."""
+    async with PostgresDomainGate.open(database_url) as gate, \
+            SiteCrawler(crawler_config(settings), gate=gate) as crawler:
+        yield crawler
 
 
 @dataclasses.dataclass
@@ -244,7 +254,7 @@ async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
     """Crawl, enrich and store every company of ``companies`` for the night; a company that fails is
     stored as an error (and reported to ``logger``) without stopping the others."""
     settings = night.settings
-    async with SiteCrawler(crawler_config(settings)) as crawler, chat:
+    async with polite_crawler(settings, night.db.target.app_url) as crawler, chat:
         fallback = TavilyFallback(tavily, night)
         stage = CrawlStage(crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,
                            extractor=Extractor(chat, night), corpus_char_limit=settings.extract_corpus_char_limit)

@@ -22,7 +22,7 @@ from nightly_pipeline_tests.crawl.crawl_net_testkit import (
 
 HOST = "acme.com.sg"
 KEY_LINKS = (("/about", "About us"), ("/contact", "Contact us"), ("/team", "Our team"),
-             ("/careers", "Careers"), ("/pricing", "Pricing"), ("/news", "News"))
+             ("/careers", "Careers"), ("/pricing", "Pricing"), ("/customers", "Customers"))
 ALLOW_ALL = "User-agent: *\nAllow: /\n"
 
 
@@ -82,12 +82,28 @@ def test_a_site_crawl_fetches_robots_home_and_key_pages() -> None:
     assert "body" not in summary["pages"][0] and summary["pages"][0]["body_bytes"] == len(crawl.pages[0].body)
 
 
+def test_a_site_with_fewer_key_pages_than_the_budget_gets_only_those() -> None:
+    site = VirtualHosts()
+    products = [(f"/products/item-{n}", f"Widget {n}") for n in range(1, 21)]
+    site.page(HOST, "/robots.txt", ALLOW_ALL, content_type="text/plain")
+    site.page(HOST, "/", html_page(("/about", "About us"), ("/contact", "Contact us"), ("/blog", "Blog"),
+                                   ("/shop", "Shop"), *products))
+    for path in ("/about", "/contact", "/blog", "/shop", *(path for path, _ in products)):
+        site.page(HOST, path, f"<html><body>{path}</body></html>")
+    with running(site):
+        crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST), max_pages=6)
+    assert crawl.outcome == "ok" and crawl.coverage == "full" and crawl.skipped_pages == []
+    assert [hit.path for hit in site.hits] == ["/robots.txt", "/", "/about", "/contact"]
+    assert crawl.requests_made == 4
+
+
 def test_bare_domains_fall_back_to_the_next_scheme_through_the_proxy() -> None:
     proxy = VirtualHosts()
     _company(proxy, HOST)
     with running(proxy):
         config = CrawlerConfig(schemes=("https", "http"), proxy=proxy.url, min_interval_s=0.01, max_pages=1)
-        crawl = _crawl_one(config, HOST, StaticResolver({}))
+        # Through the proxy the crawler still resolves every host for the SSRF check.
+        crawl = _crawl_one(config, HOST, StaticResolver({HOST: ["93.184.216.34"]}))
     assert crawl.outcome == "ok"
     assert crawl.base_url == f"http://{HOST}/"
     assert [(hit.host, hit.path) for hit in proxy.hits] == [(HOST, "/robots.txt"), (HOST, "/"), (HOST, "/about")]
@@ -134,17 +150,42 @@ def test_a_pdf_home_page_is_not_html() -> None:
     assert [page.error_kind for page in crawl.pages] == ["not_html"]
 
 
-def test_a_redirect_to_another_company_is_followed_with_its_robots() -> None:
+def test_a_home_page_redirected_to_another_company_is_followed_with_its_robots_and_dropped() -> None:
     site = VirtualHosts()
     _company(site, HOST)
     _company(site, "bigger.com.sg")
     with running(site):
         site.redirect(HOST, "/", site.port_url("bigger.com.sg"), status=301)
         crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST, "bigger.com.sg"), max_pages=1)
-    assert crawl.outcome == "ok"
-    assert crawl.pages[0].final_url == site.port_url("bigger.com.sg")
-    assert crawl.pages[1].final_url == site.port_url("bigger.com.sg", "/about")
+    assert crawl.outcome == "redirected_offsite" and "bigger.com.sg" in crawl.reason
+    assert crawl.pages == []
+    assert crawl.dropped_pages == [{
+        "url": site.port_url(HOST), "final_url": site.port_url("bigger.com.sg"),
+        "reason": "redirected to bigger.com.sg, another registrable domain than acme.com.sg: "
+                  "not this company's content"}]
     assert len(site.hits_for("bigger.com.sg", "/robots.txt")) == 1
+    # Nothing further of the other company's site is fetched.
+    assert [hit.path for hit in site.hits_for("bigger.com.sg")] == ["/robots.txt", "/"]
+
+
+def test_a_key_page_redirected_to_another_company_is_dropped_and_the_rest_kept() -> None:
+    site = VirtualHosts()
+    _company(site, HOST)
+    _company(site, "bigger.com.sg")
+    with running(site):
+        site.redirect(HOST, "/contact", site.port_url("bigger.com.sg", "/contact"), status=301)
+        site.redirect(HOST, "/team", site.port_url(f"www.{HOST}", "/team"), status=301)
+        site.page(f"www.{HOST}", "/team", "<html><body>team</body></html>")
+        crawl = _crawl_one(_config(site), site.port_url(HOST), _resolver(HOST, f"www.{HOST}", "bigger.com.sg"),
+                           max_pages=3)
+    assert crawl.outcome == "ok"
+    # A redirect within the site (to www.) is the company's own page.
+    assert [page.final_url for page in crawl.pages] == [
+        site.port_url(HOST), site.port_url(HOST, "/about"), site.port_url(f"www.{HOST}", "/team")]
+    assert [(d["url"], d["final_url"]) for d in crawl.dropped_pages] == [
+        (site.port_url(HOST, "/contact"), site.port_url("bigger.com.sg", "/contact"))]
+    assert "bigger.com.sg" in crawl.dropped_pages[0]["reason"]
+    assert crawl.to_dict()["dropped_pages"] == crawl.dropped_pages
 
 
 def test_the_byte_budget_makes_coverage_partial() -> None:

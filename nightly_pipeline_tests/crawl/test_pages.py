@@ -235,6 +235,8 @@ def test_is_trap_url(url: str, expected: bool) -> None:
 
 
 def test_select_key_pages_takes_best_of_each_kind_in_priority_order() -> None:
+    # One page per key kind and nothing else: not the second "about" (/zh/about-us), not a
+    # service detail page (/services/freight), not the blog.
     assert select_key_pages(BASE, HOME_PAGE, max_pages=20) == [
         "https://www.acme.com.sg/about-us",
         "https://www.acme.com.sg/contact",
@@ -243,11 +245,17 @@ def test_select_key_pages_takes_best_of_each_kind_in_priority_order() -> None:
         "https://jobs.acme.com.sg/careers",
         "https://www.acme.com.sg/case-studies",
         "https://www.acme.com.sg/services",
-        "https://www.acme.com.sg/blog",
-        # Second round: remaining kind matches by score (text and last segment beat a
-        # "services/" parent segment).
-        "https://www.acme.com.sg/zh/about-us",
-        "https://www.acme.com.sg/services/freight",
+    ]
+
+
+def test_a_site_with_few_key_pages_gets_no_other_pages_to_fill_the_budget() -> None:
+    products = "".join(f'<a href="/products/item-{n}">Widget {n}</a>' for n in range(1, 30))
+    posts = "".join(f'<a href="/blog/post-{n}">Post {n}</a>' for n in range(1, 10))
+    html = f'''<a href="/about">About</a><a href="/contact">Contact</a><a href="/blog">Blog</a>
+              <a href="/shop">Shop</a><a href="/gallery">Gallery</a>{products}{posts}'''
+    assert select_key_pages(BASE, html, max_pages=6) == [
+        "https://www.acme.com.sg/about",
+        "https://www.acme.com.sg/contact",
     ]
 
 

@@ -12,6 +12,7 @@ from nightly_pipeline.crawl.fetcher import Fetcher, FetchResult, RetryPolicy
 from nightly_pipeline.crawl.politeness import DomainScheduler
 from nightly_pipeline.crawl.robots import (
     ROBOTS_MAX_BYTES,
+    RobotsCache,
     RobotsInfo,
     interpret_robots,
     robots_token,
@@ -221,3 +222,23 @@ def test_crawl_delay_beyond_the_cap_is_clamped(caplog: pytest.LogCaptureFixture)
     assert (crawled.robots.crawl_delay_s, crawled.robots.declared_crawl_delay_s) == (0.6, 30.0)
     assert min(_gaps(site)) >= 0.6 - CLOCK_EPSILON_S
     assert any("Crawl-delay 30.0" in record.getMessage() for record in caplog.records)
+
+
+def test_a_robots_fetch_that_raised_is_asked_again() -> None:
+    calls: list[str] = []
+
+    async def fetch(robots_url: str) -> FetchResult:
+        calls.append(robots_url)
+        if len(calls) == 1:
+            raise ConnectionError("the politeness gate's database is unreachable")
+        return _fetched(200, b"User-agent: *\nDisallow: /private\n")
+
+    async def scenario() -> RobotsInfo:
+        cache = RobotsCache(fetch, user_agent="TestBot/1.0")
+        with pytest.raises(ConnectionError):
+            await cache.get("https://acme.com.sg/about")
+        return await cache.get("https://acme.com.sg/about")
+
+    robots = asyncio.run(scenario())
+    assert robots.outcome == "parsed" and not robots.can_fetch("https://acme.com.sg/private")
+    assert calls == ["https://acme.com.sg/robots.txt"] * 2

@@ -240,26 +240,95 @@ def test_redirects_to_metadata_or_private_names_are_refused_before_connecting() 
     assert victim.connections == 0
 
 
-def test_proxy_mode_checks_urls_but_leaves_dns_to_the_proxy() -> None:
+PUBLIC_LOOKING = "93.184.216.34"
+
+
+def _proxy_fetch(proxy: VirtualHosts, resolver: StaticResolver, urls: list[str],
+                 policy: AddressPolicy = STRICT) -> list:
+    async def scenario() -> list:
+        client = build_crawl_client(policy=policy, user_agent="TestBot/1.0", timeout_s=5,
+                                    max_connections=4, proxy=proxy.url, resolver=resolver)
+        async with client:
+            fetcher = _strict_fetcher(client, policy)
+            return [await fetcher.fetch(url) for url in urls]
+
+    return asyncio.run(scenario())
+
+
+def test_proxy_mode_checks_urls_and_resolves_every_host_before_the_proxy_sees_it() -> None:
     proxy = VirtualHosts()
     proxy.page("acme.com.sg", "/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
     proxy.page("acme.com.sg", "/", "<html>acme</html>")
     with running(proxy):
-        resolver = StaticResolver({})
-
-        async def scenario() -> list:
-            client = build_crawl_client(policy=STRICT, user_agent="TestBot/1.0", timeout_s=5,
-                                        max_connections=4, proxy=proxy.url, resolver=resolver)
-            async with client:
-                fetcher = _strict_fetcher(client, STRICT)
-                return [await fetcher.fetch(url) for url in
-                        ("http://acme.com.sg/", "http://2130706433/", "http://localhost/", "http://acme.com.sg:8080/")]
-
-        ok, decimal, localhost, odd_port = asyncio.run(scenario())
+        resolver = StaticResolver({"acme.com.sg": [PUBLIC_LOOKING]})
+        ok, decimal, localhost, odd_port = _proxy_fetch(proxy, resolver, [
+            "http://acme.com.sg/", "http://2130706433/", "http://localhost/", "http://acme.com.sg:8080/"])
     assert ok.ok and ok.body == b"<html>acme</html>"
     assert [r.error_kind for r in (decimal, localhost, odd_port)] == ["ssrf", "ssrf", "ssrf"]
-    assert resolver.lookups == []
+    # robots.txt and the page: one lookup, remembered for the second request.
+    assert resolver.lookups == ["acme.com.sg"]
     assert [(hit.host, hit.path) for hit in proxy.hits] == [("acme.com.sg", "/robots.txt"), ("acme.com.sg", "/")]
+
+
+# Public names that resolve to places a crawl must never reach (the *.nip.io and localtest.me services
+# answer any name with the address it spells or with loopback).
+REBINDING_NAMES = {
+    "127.0.0.1.nip.io": ["127.0.0.1"],
+    "localtest.me": ["127.0.0.1"],
+    "metadata.google.internal": ["169.254.169.254"],
+    "169.254.169.254.nip.io": ["169.254.169.254"],
+    "intranet.acme.com.sg": ["10.0.0.5"],
+    "half.acme.com.sg": [PUBLIC_LOOKING, "127.0.0.1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REBINDING_NAMES))
+def test_proxy_mode_refuses_a_name_that_resolves_to_a_forbidden_address(name: str) -> None:
+    proxy = VirtualHosts()
+    proxy.page(name, "/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    proxy.page(name, "/", "<html>secret</html>")
+    with running(proxy):
+        (result,) = _proxy_fetch(proxy, StaticResolver(REBINDING_NAMES), [f"http://{name}/"])
+    assert result.error_kind == "ssrf" and result.attempts == 0
+    assert "resolves to" in (result.error or "")
+    assert proxy.hits == []
+
+
+@pytest.mark.parametrize("name", sorted(REBINDING_NAMES))
+def test_proxy_mode_refuses_a_redirect_to_a_name_that_resolves_to_a_forbidden_address(name: str) -> None:
+    proxy = VirtualHosts()
+    proxy.page("acme.com.sg", "/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    proxy.redirect("acme.com.sg", "/about", f"http://{name}/latest/meta-data/")
+    proxy.page(name, "/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    proxy.page(name, "/latest/meta-data/", "<html>secret</html>")
+    with running(proxy):
+        resolver = StaticResolver({"acme.com.sg": [PUBLIC_LOOKING], **REBINDING_NAMES})
+        (result,) = _proxy_fetch(proxy, resolver, ["http://acme.com.sg/about"])
+    assert result.error_kind == "ssrf"
+    assert result.redirects == [f"http://{name}/latest/meta-data/"]
+    assert {hit.host for hit in proxy.hits} == {"acme.com.sg"}
+
+
+def test_proxy_mode_sends_nothing_for_a_name_that_does_not_resolve_here() -> None:
+    proxy = VirtualHosts()
+    proxy.page("only-the-proxy-knows.svc", "/", "<html>internal</html>")
+    with running(proxy):
+        (result,) = _proxy_fetch(proxy, StaticResolver({}), ["http://only-the-proxy-knows.svc/"])
+    # robots.txt is the first request, so the page is refused as robots.txt-unreachable.
+    assert not result.ok and "cannot resolve only-the-proxy-knows.svc" in (result.error or "")
+    assert proxy.hits == []
+
+
+def test_sandbox_mode_leaves_names_to_the_proxy() -> None:
+    proxy = VirtualHosts()
+    proxy.page("acme.com.sg", "/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    proxy.page("acme.com.sg", "/", "<html>acme</html>")
+    sandbox = AddressPolicy(allow_private_networks=True)
+    with running(proxy):
+        resolver = StaticResolver({})
+        (result,) = _proxy_fetch(proxy, resolver, ["http://acme.com.sg/"], policy=sandbox)
+    assert result.ok
+    assert resolver.lookups == []
 
 
 # A self-signed certificate for secure.test (EC P-256, valid until 2126), made once with

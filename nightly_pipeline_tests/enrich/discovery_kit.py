@@ -16,7 +16,8 @@ def fast_sandbox() -> Sandbox:
 
 
 def crawler_config(sandbox: Sandbox) -> CrawlerConfig:
-    return CrawlerConfig(proxy=sandbox.env["CRAWLER_PROXY"], schemes=("http",), min_interval_s=0.5)
+    return CrawlerConfig(proxy=sandbox.env["CRAWLER_PROXY"], schemes=("http",), min_interval_s=0.5,
+                         allow_private_networks=True)
 
 
 def tavily_client(sandbox: Sandbox, api_key: str = SANDBOX_KEYS["TAVILY_API_KEY"]) -> TavilyClient:

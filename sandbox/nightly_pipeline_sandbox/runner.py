@@ -164,6 +164,8 @@ class Sandbox:
         return {
             "CRAWLER_PROXY": self.web.url,
             "CRAWLER_SCHEMES": "http",
+            # The simulated web lives on loopback behind the proxy, and its names resolve nowhere else.
+            "CRAWLER_ALLOW_PRIVATE_NETWORKS": "true",
             "TAVILY_BASE_URL": self.tavily.url,
             "LUSHA_BASE_URL": self.lusha.url,
             "ZEROBOUNCE_BASE_URL": f"{self.zerobounce.url}/v2",

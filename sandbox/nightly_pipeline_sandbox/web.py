@@ -54,6 +54,7 @@ class WebProxyServer(SandboxServer):
             "flaky_503": self._flaky_503, "redirect_loop": self._redirect_loop,
             "redirect_offsite": self._redirect_offsite, "huge_page": self._huge_page,
             "gzip_bomb": self._gzip_bomb, "pdf_as_html": self._pdf_as_html,
+            "key_page_offsite": self._key_page_offsite,
         }
 
     # -- SandboxServer hooks -------------------------------------------------------------------------------
@@ -196,6 +197,12 @@ class WebProxyServer(SandboxServer):
         if request.path != HARD_CASE_PATHS["redirect_offsite"] or site.redirect_target is None:
             return None
         return web.Response(status=301, headers={"Location": f"http://{site.redirect_target}/"})
+
+    async def _key_page_offsite(self, request: web.Request, site: Site) -> web.StreamResponse | None:
+        path = HARD_CASE_PATHS["key_page_offsite"]
+        if request.path != path or site.redirect_target is None:
+            return None
+        return web.Response(status=301, headers={"Location": f"http://{site.redirect_target}{path}"})
 
     async def _huge_page(self, request: web.Request, site: Site) -> web.StreamResponse | None:
         if request.path != HARD_CASE_PATHS["huge_page"]:

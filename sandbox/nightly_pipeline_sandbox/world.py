@@ -63,8 +63,10 @@ HARD_CASE_PATHS: dict[str, str] = {
     "js_only": "/",                             # site-wide: empty single-page-app shell
     "cp1252": "/",                              # site-wide: cp1252 bytes, no charset anywhere
     "broken_html": "/",                         # site-wide: unclosed tags, stray closers, nested forms
+    "key_page_offsite": "/contact",             # 301 to another company's contact page
 }
 HARD_CASES: tuple[str, ...] = tuple(HARD_CASE_PATHS)
+_OFFSITE_CASES = frozenset({"redirect_offsite", "key_page_offsite"})
 REDIRECT_LOOP_PATHS = ("/about", "/about-us")
 
 
@@ -236,7 +238,7 @@ class World:
         for index, (uen, domain) in enumerate(plan.domain_of.items()):
             case = case_of.get(uen)
             options = SiteOptions(hard_case=case, force_team_page=case == "robots_disallow_path",
-                                  redirect_target=redirect_target if case == "redirect_offsite" else None)
+                                  redirect_target=redirect_target if case in _OFFSITE_CASES else None)
             sites[domain] = build_site(_facts(companies[uen]), domain, seed=seed, index=index, options=options)
         for offset, lookalike in enumerate(lookalikes, start=len(sites)):
             sites[lookalike.domain] = build_site(lookalike.facts, lookalike.domain, seed=seed, index=offset)
