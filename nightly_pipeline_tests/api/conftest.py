@@ -23,7 +23,7 @@ import pytest
 
 from nightly_pipeline.api import tokens
 from nightly_pipeline.db import Database, DatabaseTarget
-from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline_tests.kit import tenants as kit_tenants
 
 EXCLUDED_TENANT = 3       # SCHED_TENANT_EXCLUDE of the server: tenant ids restart at 1 in every test
 SUBMISSIONS_PER_MINUTE = 4
@@ -144,17 +144,11 @@ def api(api_server: ApiServer, db: Database, queue) -> ApiServer:
     return api_server
 
 
-def add_tenant(db: Database, name: str, *, odoo_active: bool = True, icp: dict | None = None,
-               odoo_url: str = "http://127.0.0.1:9", odoo_db: str = "demo_software",
-               password_env: str = "ODOO_TEST_PASSWORD") -> int:
-    with db.shared() as conn:
-        tenant_id = tenants_db.register_tenant(conn, name, None)
-    with db.tenant(tenant_id) as conn:
-        tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
-            odoo_url, odoo_db, "admin", password_env, odoo_active))
-        if icp is not None:
-            tenants_db.set_icp(conn, icp)
-    return tenant_id
+def add_tenant(db: Database, name: str, *, icp: dict | None = None, **connection) -> int:
+    """A tenant whose Odoo password variable, unless given, holds a value the tests look for in every
+    response."""
+    connection.setdefault("password_env", "ODOO_TEST_PASSWORD")
+    return kit_tenants.add_tenant(db, name, icp, **connection)
 
 
 def issue(db: Database, name: str, role: str, tenant_id: int | None = None) -> str:

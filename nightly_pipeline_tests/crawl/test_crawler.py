@@ -12,7 +12,7 @@ from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.fetcher import FetchResult
 from nightly_pipeline.stages.crawl import crawler_config
 from nightly_pipeline.settings import load_settings
-from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+from nightly_pipeline_tests.kit.net import (
     HangingPage,
     StaticResolver,
     VirtualHosts,

@@ -31,7 +31,7 @@ from nightly_pipeline.crawl.fetcher_decoding import (
 from nightly_pipeline.crawl.politeness import DomainScheduler
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 from nightly_pipeline.crawl.transport import build_crawl_client
-from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+from nightly_pipeline_tests.kit.net import (
     HangingPage,
     RawHttpServer,
     StaticResolver,

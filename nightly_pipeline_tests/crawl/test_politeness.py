@@ -9,7 +9,7 @@ import pytest
 
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.politeness import DomainScheduler, politeness_key
-from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+from nightly_pipeline_tests.kit.net import (
     StaticResolver,
     VirtualHosts,
     html_page,

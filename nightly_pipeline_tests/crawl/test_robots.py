@@ -20,7 +20,7 @@ from nightly_pipeline.crawl.robots import (
 )
 from nightly_pipeline.crawl.ssrf import AddressPolicy
 from nightly_pipeline.crawl.transport import build_crawl_client
-from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+from nightly_pipeline_tests.kit.net import (
     StaticResolver,
     VirtualHosts,
     closed_port,

@@ -18,7 +18,7 @@ from nightly_pipeline.crawl.ssrf import (
     parse_ipv4_literal,
 )
 from nightly_pipeline.crawl.transport import PinnedTransport, build_crawl_client
-from nightly_pipeline_tests.crawl.crawl_net_testkit import (
+from nightly_pipeline_tests.kit.net import (
     RawHttpServer,
     RecordingBackend,
     StaticResolver,

@@ -15,7 +15,7 @@ from nightly_pipeline.scoring.score import build_features, score
 from nightly_pipeline.report import render_shortlist_page
 from nightly_pipeline.report.render import render_page
 from nightly_pipeline.report.view import odoo_base_url, page_view
-from nightly_pipeline_tests.scoring.scoring_testkit import (
+from nightly_pipeline_tests.kit.scoring import (
     CEO,
     SOFTWARE_ICP,
     company_row,
@@ -24,9 +24,9 @@ from nightly_pipeline_tests.scoring.scoring_testkit import (
     insert_company,
     insert_contact,
     insert_verification,
-    register_tenant,
     save_crawl,
 )
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 RUN_DATE = dt.date(2026, 6, 1)
 NOW = dt.datetime(2026, 6, 1, 1, 30, tzinfo=dt.timezone.utc)

@@ -23,16 +23,10 @@ from nightly_pipeline.scoring.rationale import (
 from nightly_pipeline.scoring.score import Score, build_features, score
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.openai import NullOpenAIChat, OpenAIChat
-from nightly_pipeline_tests.night_kit import new_night
+from nightly_pipeline_tests.kit.night import new_night
 from nightly_pipeline_sandbox.harness import serving
-from nightly_pipeline_tests.scoring.scoring_testkit import (
-    INFO,
-    SOFTWARE_ICP,
-    company_row,
-    crawl_row,
-    profile,
-    register_tenant,
-)
+from nightly_pipeline_tests.kit.scoring import INFO, SOFTWARE_ICP, company_row, crawl_row, profile
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 pytestmark = pytest.mark.database
 

@@ -30,9 +30,10 @@ from nightly_pipeline.vendors.openai import (
     estimate_tokens,
     tokens_billed_for,
 )
-from nightly_pipeline_tests.night_kit import new_night, register_tenant
+from nightly_pipeline_tests.kit.night import new_night
 from nightly_pipeline_sandbox.harness import serving
-from nightly_pipeline_tests.scoring.scoring_testkit import INFO, SOFTWARE_ICP, company_row, crawl_row
+from nightly_pipeline_tests.kit.scoring import INFO, SOFTWARE_ICP, company_row, crawl_row
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 API_KEY = "sk-accounting-0001"
 COMPANY = CompanyRow(

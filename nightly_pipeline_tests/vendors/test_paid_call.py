@@ -11,7 +11,8 @@ from nightly_pipeline.db.budget import Scope
 from nightly_pipeline.db.extraction_cache import get_cached, put_cached
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient, PaidCall, VendorMeter, unavailable_reason
-from nightly_pipeline_tests.night_kit import new_night, register_tenant
+from nightly_pipeline_tests.kit.night import new_night
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 pytestmark = pytest.mark.database
 

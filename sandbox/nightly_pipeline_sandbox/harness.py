@@ -4,28 +4,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import TypeVar
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 from nightly_pipeline_sandbox.base import SandboxServer
 
 Server = TypeVar("Server", bound=SandboxServer)
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread, so synchronous code can drive async servers."""
+
+    def __init__(self, name: str = "sandbox-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
 
 
 @contextlib.contextmanager
 def serving(server: Server) -> Iterator[Server]:
     """Start ``server`` on 127.0.0.1 (a free port) for the duration of the ``with`` block."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name=f"{server.name}-sandbox", daemon=True)
-    thread.start()
+    loop = LoopThread(f"{server.name}-sandbox")
     try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        loop.run(server.start(), timeout=10)
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+        try:
+            loop.run(server.stop(), timeout=30)
+        finally:
+            loop.close()
 
 
 class FakeClock:

@@ -1,9 +1,7 @@
 """The Odoo sandbox driven by the real odoorpc client over a loopback socket."""
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -14,28 +12,25 @@ import odoorpc
 import pytest
 
 from nightly_pipeline_sandbox.base import FaultConfig
+from nightly_pipeline_sandbox.harness import LoopThread
 from nightly_pipeline_sandbox.odoo import OdooServer
 
 ADMIN_PASSWORD = "admin-pw"
 
 
-def _run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
+def _run(loop: LoopThread, coro: Coroutine[Any, Any, Any]) -> Any:
+    return loop.run(coro, timeout=10)
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    event_loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=event_loop.run_forever, daemon=True)
-    thread.start()
+def loop() -> Iterator[LoopThread]:
+    event_loop = LoopThread("odoo-test")
     yield event_loop
-    event_loop.call_soon_threadsafe(event_loop.stop)
-    thread.join(timeout=10)
     event_loop.close()
 
 
 @pytest.fixture(scope="module")
-def server(loop: asyncio.AbstractEventLoop) -> Iterator[OdooServer]:
+def server(loop: LoopThread) -> Iterator[OdooServer]:
     odoo_server = OdooServer()
     _run(loop, odoo_server.start())
     yield odoo_server
@@ -43,7 +38,7 @@ def server(loop: asyncio.AbstractEventLoop) -> Iterator[OdooServer]:
 
 
 @pytest.fixture
-def own_server(loop: asyncio.AbstractEventLoop) -> Iterator[OdooServer]:
+def own_server(loop: LoopThread) -> Iterator[OdooServer]:
     """A server of its own, for tests that break it (outages, injected faults)."""
     odoo_server = OdooServer(databases={"ops": {"admin": ADMIN_PASSWORD}})
     _run(loop, odoo_server.start())

@@ -14,8 +14,9 @@ from nightly_pipeline.definitions import nightly_assets
 from nightly_pipeline.cli import main
 from nightly_pipeline.db import reports
 from nightly_pipeline.report import build_shortlist_page, render_shortlist_page
-from nightly_pipeline_tests.report.chromium import network_listener, render
-from nightly_pipeline_tests.stages.kit import add_tenant, materialize
+from nightly_pipeline_tests.kit.chromium import network_listener, render
+from nightly_pipeline_tests.kit.graph import materialize
+from nightly_pipeline_tests.kit.tenants import add_tenant
 
 pytestmark = pytest.mark.database
 DAY = "2026-06-01"

@@ -16,6 +16,7 @@ from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.acra import parse_acra_text
 from nightly_pipeline.partitions import partition_key
 from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline_tests.kit.tenants import add_tenant
 
 pytestmark = pytest.mark.database
 ASSETS = [companies, icp_candidates, daily_targets]
@@ -32,17 +33,6 @@ def loaded(db):
     with db.shared() as conn:
         acra_db.upsert_staging(conn, sample_rows())
     return db
-
-
-def add_tenant(db, name, icp, daily_cap=None):
-    with db.shared() as conn:
-        tenant_id = tenants_db.register_tenant(conn, name, daily_cap)
-    with db.tenant(tenant_id) as conn:
-        tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
-            "http://127.0.0.1:9", "db", "admin", "TEST_ODOO_PASSWORD", True))
-        if icp is not None:
-            tenants_db.set_icp(conn, icp)
-    return tenant_id
 
 
 def run(db_target, tenant_id, day, *, cap=None, selection=ASSETS):

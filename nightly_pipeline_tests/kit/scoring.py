@@ -7,7 +7,6 @@ from typing import Any
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import enrichment as enrichment_db
-from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.targets import create_manifest
 from nightly_pipeline.domain.icp import Icp, parse_icp
 from nightly_pipeline.domain.targets import Target, Tier
@@ -76,11 +75,6 @@ INFO = {"email": "info@nimbus.sg", "full_name": None, "title": None, "email_kind
 
 
 # -- database arrangements -------------------------------------------------------------------------
-def register_tenant(db: Database, name: str = "acme") -> int:
-    with db.shared() as conn:
-        return tenants_db.register_tenant(conn, name, None)
-
-
 def insert_company(db: Database, row: dict[str, Any]) -> int:
     """A ``companies`` row (shared registry data); returns its generated id."""
     columns = ["uen", "name", "legal_name", "entity_status", "is_live", "ssic_code", "ssic_description",

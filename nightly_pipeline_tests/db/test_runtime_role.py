@@ -13,7 +13,7 @@ from nightly_pipeline.db import Database, DatabaseError, DatabaseTarget
 from nightly_pipeline.db.database import ensure_schema
 from nightly_pipeline.db.migrate import OWNER_ROLE, MigrationError, migrate
 from nightly_pipeline_tests.conftest import APP_ROLE
-from nightly_pipeline_tests.security.conftest import url_as
+from nightly_pipeline_tests.db.conftest import url_as
 
 pytestmark = pytest.mark.database
 

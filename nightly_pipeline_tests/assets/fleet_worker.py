@@ -1,11 +1,11 @@
 """A crawling process of its own, for the fleet politeness tests (run with ``python -m``).
 
-    python -m nightly_pipeline_tests.stages.fleet_worker crawl TENANT_ID DAY
+    python -m nightly_pipeline_tests.assets.fleet_worker crawl TENANT_ID DAY
         One tenant's crawl_corpus run, as the schedule or run_nightly.py starts one: its own Dagster
         instance, event loop, database pool and politeness gate. It prints ``ready`` once imported and
         starts when a line arrives on stdin, so that several runs crawl at the same time.
 
-    python -m nightly_pipeline_tests.stages.fleet_worker hold DOMAIN REQUEST_S
+    python -m nightly_pipeline_tests.assets.fleet_worker hold DOMAIN REQUEST_S
         Takes DOMAIN's turn through the PostgreSQL gate, prints ``holding``, and waits inside the
         turn until it is killed.
 
@@ -21,7 +21,7 @@ import types
 
 def _crawl(tenant_id: int, day: str) -> int:
     from nightly_pipeline.assets.crawl_corpus import crawl_corpus
-    from nightly_pipeline_tests.stages.kit import materialize
+    from nightly_pipeline_tests.kit.graph import materialize
 
     print("ready", flush=True)
     sys.stdin.readline()

@@ -31,7 +31,7 @@ from nightly_pipeline.vendors.odoo import (
 )
 from nightly_pipeline_sandbox.harness import serving
 from nightly_pipeline_sandbox.odoo import OdooServer
-from nightly_pipeline_tests.scoring.scoring_testkit import (
+from nightly_pipeline_tests.kit.scoring import (
     CEO,
     INFO,
     SOFTWARE_ICP,
@@ -41,9 +41,9 @@ from nightly_pipeline_tests.scoring.scoring_testkit import (
     insert_company,
     insert_contact,
     insert_verification,
-    register_tenant,
     save_crawl,
 )
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 pytestmark = pytest.mark.database
 

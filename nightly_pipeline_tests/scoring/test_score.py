@@ -24,7 +24,7 @@ from nightly_pipeline.scoring.score import (
     resolve_weights,
     score,
 )
-from nightly_pipeline_tests.scoring.scoring_testkit import (
+from nightly_pipeline_tests.kit.scoring import (
     CEO,
     INFO,
     SOFTWARE_ICP,
@@ -35,10 +35,10 @@ from nightly_pipeline_tests.scoring.scoring_testkit import (
     insert_contact,
     insert_verification,
     profile,
-    register_tenant,
     save_crawl,
     signals,
 )
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 TENANT = 7
 BOOL_FEATURES = {"live_status", "website_reachable", "pricing_page", "case_studies", "phone", "preferred_title"}

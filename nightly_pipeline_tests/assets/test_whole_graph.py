@@ -6,7 +6,8 @@ import pytest
 from nightly_pipeline.cli import main
 from nightly_pipeline.db import reports
 from nightly_pipeline.definitions import nightly_assets
-from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
+from nightly_pipeline_tests.kit.graph import materialize, metadata
+from nightly_pipeline_tests.kit.tenants import add_tenant
 
 pytestmark = pytest.mark.database
 DAY = "2026-06-01"

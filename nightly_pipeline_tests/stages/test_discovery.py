@@ -27,7 +27,7 @@ from nightly_pipeline.stages.discovery import (
 from nightly_pipeline.stages.tavily_fallback import SearchHit, TavilyFallback
 from nightly_pipeline_sandbox.runner import Sandbox
 from nightly_pipeline_sandbox.world import World
-from nightly_pipeline_tests.enrich.discovery_kit import (
+from nightly_pipeline_tests.kit.discovery import (
     crawler_config,
     plain_sites,
     run_night,

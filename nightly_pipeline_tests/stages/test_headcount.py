@@ -16,7 +16,7 @@ from nightly_pipeline.domain.headcount import SOURCE_RANK, Headcount
 from nightly_pipeline.stages.crawl import resolve_headcount
 from nightly_pipeline.stages.extraction import ExtractionResult
 from nightly_pipeline.stages.extraction_profile import CompanyProfile
-from nightly_pipeline_tests.scoring.scoring_testkit import company_row, insert_company
+from nightly_pipeline_tests.kit.scoring import company_row, insert_company
 
 NOW = dt.datetime(2026, 6, 1, 2, 0, tzinfo=dt.timezone.utc)
 

@@ -11,33 +11,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpcore
 from aiohttp import web
 
-T = TypeVar("T")
+from nightly_pipeline_sandbox.harness import LoopThread
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ServerLoop:
-    """An event loop running in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="crawl-test-servers", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 @dataclass(frozen=True)
@@ -183,9 +167,9 @@ class RawHttpServer:
 
 
 @contextmanager
-def running(*servers: VirtualHosts | RawHttpServer) -> Iterator[ServerLoop]:
+def running(*servers: VirtualHosts | RawHttpServer) -> Iterator[LoopThread]:
     """Start ``servers`` on a background loop; stop them and the loop afterwards."""
-    server_loop = ServerLoop()
+    server_loop = LoopThread("crawl-test-servers")
     started: list[VirtualHosts | RawHttpServer] = []
     try:
         for server in servers:

@@ -47,8 +47,9 @@ from nightly_pipeline.stages.extraction_profile import (
 )
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.openai import ChatClient, NullOpenAIChat, OpenAIChat, OpenAIResource, bounded
-from nightly_pipeline_tests.night_kit import new_night, register_tenant
+from nightly_pipeline_tests.kit.night import new_night
 from nightly_pipeline_sandbox.harness import serving
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-test-extraction-0001"

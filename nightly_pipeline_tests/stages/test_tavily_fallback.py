@@ -21,7 +21,7 @@ from nightly_pipeline_sandbox.runner import Sandbox
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.tavily import NullTavilyClient, TavilyResource
-from nightly_pipeline_tests.enrich.discovery_kit import (
+from nightly_pipeline_tests.kit.discovery import (
     crawler_config,
     plain_sites,
     run_night,

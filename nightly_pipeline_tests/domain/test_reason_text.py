@@ -13,7 +13,7 @@ from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.scoring.score import FEATURE_NAMES, LeadFeatures, build_features, score
 from nightly_pipeline.scoring.rationale import build_messages, template_rationale
 from nightly_pipeline.scoring.rationale_check import unsupported_claims
-from nightly_pipeline_tests.scoring.scoring_testkit import CEO, INFO, SOFTWARE_ICP, company_row, crawl_row, profile, \
+from nightly_pipeline_tests.kit.scoring import CEO, INFO, SOFTWARE_ICP, company_row, crawl_row, profile, \
     signals
 
 TENANT = 3

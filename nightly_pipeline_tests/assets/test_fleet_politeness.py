@@ -17,11 +17,12 @@ from nightly_pipeline.assets.daily_targets import daily_targets
 from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.crawl.politeness import LEASE_MARGIN_S, politeness_key
 from nightly_pipeline.db.politeness import PostgresDomainGate
-from nightly_pipeline_tests.stages.kit import add_tenant, materialize
+from nightly_pipeline_tests.kit.graph import materialize
+from nightly_pipeline_tests.kit.tenants import add_tenant
 
 pytestmark = pytest.mark.database
 ROOT = Path(__file__).resolve().parents[2]
-WORKER = "nightly_pipeline_tests.stages.fleet_worker"
+WORKER = "nightly_pipeline_tests.assets.fleet_worker"
 SOFTWARE = {"ssic_codes": ["62011", "62021", "62090", "63110"]}
 DAY = "2026-06-01"
 TARGETS = "6"

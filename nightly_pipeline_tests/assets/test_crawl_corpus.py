@@ -15,7 +15,8 @@ from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.definitions import default_resources
 from nightly_pipeline.partitions import partition_key
 from nightly_pipeline.settings_resource import PipelineSettings
-from nightly_pipeline_tests.stages.kit import add_tenant, materialize, metadata
+from nightly_pipeline_tests.kit.graph import materialize, metadata
+from nightly_pipeline_tests.kit.tenants import add_tenant
 
 pytestmark = pytest.mark.database
 ASSETS = [companies, icp_candidates, daily_targets, crawl_corpus]

@@ -4,18 +4,12 @@ from __future__ import annotations
 import datetime as dt
 
 from nightly_pipeline.db import Database
-from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.targets import create_manifest
 from nightly_pipeline.domain.targets import Target, Tier
 from nightly_pipeline.settings import load_settings
 from nightly_pipeline.stages.night import TenantNight
 
 RUN_DATE = dt.date(2026, 6, 1)
-
-
-def register_tenant(db: Database, name: str = "acme") -> int:
-    with db.shared() as conn:
-        return tenants_db.register_tenant(conn, name, None)
 
 
 def new_night(db: Database, tenant_id: int, company_ids: list[int] = (), *, run_date: dt.date = RUN_DATE,

@@ -8,7 +8,8 @@ from nightly_pipeline.db import Database
 from nightly_pipeline_sandbox.runner import SANDBOX_KEYS, Sandbox, SandboxConfig
 from nightly_pipeline_sandbox.world import Site, World
 from nightly_pipeline.stages.night import TenantNight
-from nightly_pipeline_tests.night_kit import new_night, register_tenant
+from nightly_pipeline_tests.kit.night import new_night
+from nightly_pipeline_tests.kit.tenants import register_tenant
 
 
 def fast_sandbox() -> Sandbox:
