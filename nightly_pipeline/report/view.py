@@ -313,8 +313,8 @@ def _costs(spend: Sequence[Mapping[str, Any]], prices: Mapping[str, float],
                                 unit_price=_unit_price(price) if price is not None else None,
                                 cost=_money(cost) if cost is not None else None))
     if unpriced:
-        note = (f"unknown: no unit price for {', '.join(unpriced)} (set VENDOR_UNIT_PRICES_USD)" if prices
-                else "unknown: no vendor unit prices are configured (set VENDOR_UNIT_PRICES_USD)")
+        note = (f"unknown: no unit price for {', '.join(unpriced)} (set VENDOR_UNIT_COSTS)" if prices
+                else "unknown: no vendor unit prices are configured (set VENDOR_UNIT_COSTS)")
         return tuple(lines), None, None, note
     if not shortlisted:
         return tuple(lines), _money(total), None, "no lead was shortlisted"

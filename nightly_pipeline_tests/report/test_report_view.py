@@ -86,8 +86,8 @@ def test_odoo_record_links_use_the_current_url_scheme() -> None:
 
 
 @pytest.mark.parametrize(("prices", "per_lead", "note"), [
-    ({}, None, "unknown: no vendor unit prices are configured (set VENDOR_UNIT_PRICES_USD)"),
-    ({"openai": 0.000001}, None, "unknown: no unit price for lusha (set VENDOR_UNIT_PRICES_USD)"),
+    ({}, None, "unknown: no vendor unit prices are configured (set VENDOR_UNIT_COSTS)"),
+    ({"openai": 0.000001}, None, "unknown: no unit price for lusha (set VENDOR_UNIT_COSTS)"),
     ({"openai": 0.000001, "lusha": 0.5}, "US$0.76", None),
 ])
 def test_cost_per_lead_is_known_only_when_every_vendor_used_has_a_price(prices, per_lead, note) -> None:
