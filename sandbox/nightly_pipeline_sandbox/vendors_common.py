@@ -70,10 +70,11 @@ def stable_int(*parts: object, modulo: int) -> int:
     return int(stable_fraction(*parts) * modulo)
 
 
-@functools.lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
+@functools.cache
+def public_suffixes() -> tldextract.TLDExtract:
+    """The simulated world's own reading of domains; it never borrows the pipeline's, which it tests."""
     # The bundled public-suffix snapshot only: the sandbox must never reach the network.
-    return tldextract.TLDExtract(suffix_list_urls=())
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 def normalise_domain(value: str) -> str:
@@ -87,4 +88,4 @@ def normalise_domain(value: str) -> str:
 
 def registrable_label(domain: str) -> str:
     """The name part of the registrable domain: ``"shop.pearlapps.com.sg"`` → ``"pearlapps"``."""
-    return _extractor()(domain).domain
+    return public_suffixes()(domain).domain

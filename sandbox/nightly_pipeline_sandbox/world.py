@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import importlib.resources
 import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import tldextract
-
+from nightly_pipeline_sandbox.vendors_common import public_suffixes
 from nightly_pipeline_sandbox.world_build import CompanyFacts, SiteOptions, build_site, strip_legal_suffix
 from nightly_pipeline_sandbox.world_industries import INDUSTRIES, LOOKALIKE_TRADES, industry_for
 from nightly_pipeline_sandbox.world_model import (
@@ -71,15 +69,9 @@ REDIRECT_LOOP_PATHS = ("/about", "/about-us")
 
 
 # -- domains -----------------------------------------------------------------------------------------------
-@functools.cache
-def _extractor() -> tldextract.TLDExtract:
-    # The bundled public-suffix snapshot only: the sandbox never reaches the network.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def registrable_domain(website: str) -> str:
     """``"https://www.pearlapps.com.sg/"`` → ``"pearlapps.com.sg"`` (empty when there is no such domain)."""
-    return _extractor()(website.strip().lower()).top_domain_under_public_suffix
+    return public_suffixes()(website.strip().lower()).top_domain_under_public_suffix
 
 
 def name_derived_slug(entity_name: str) -> str:
@@ -168,7 +160,7 @@ class _Plan:
         return f"{name_derived_slug(row['entity_name'])}.com.sg"
 
     def _free_sibling(self, domain: str) -> str | None:
-        parts = _extractor()(domain)
+        parts = public_suffixes()(domain)
         for suffix, _ in NAME_DERIVED_SUFFIXES:
             candidate = f"{parts.domain}.{suffix}"
             if suffix != parts.suffix and candidate not in self.taken:
