@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import PoolTimeout
 
@@ -29,6 +29,7 @@ from nightly_pipeline.db import Database, DatabaseError
 from nightly_pipeline.db import admin_api as admin_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.launch import InvalidNight, LaunchError, NightLauncher, check_night, night_of_run
+from nightly_pipeline.report import render_shortlist_page
 from nightly_pipeline.run_report import night_report, night_reports
 from nightly_pipeline.schedules import chosen_tenants
 from nightly_pipeline.settings import Settings
@@ -302,6 +303,24 @@ def create_app(services: ApiServices) -> FastAPI:
             requested_by=run.tags.get("nightly_pipeline/requested_by"),
             created_at=record.create_timestamp.isoformat() if record.create_timestamp else None,
             started_at=stamp(record.start_time), finished_at=stamp(record.end_time), night=report)
+
+    @app.get("/admin/shortlist/{tenant_id}", response_class=HTMLResponse, tags=["runs"],
+             responses={401: {"model": models.Problem}, 403: {"model": models.Problem},
+                        404: {"model": models.Problem}})
+    def shortlist_page(principal: Annotated[Principal, Depends(authorized("shortlist.page", "viewer"))],
+                       tenant_id: Annotated[int, Path(ge=1, le=MAX_INT, description="a tenant id")],
+                       date: DateQuery = None) -> HTMLResponse:
+        """The night's shortlist as the same self-contained page `nightly-pipeline report` writes."""
+        confine(principal, tenant_id)
+        run_date = date or today_in_singapore()
+        try:
+            page = render_shortlist_page(db, tenant_id, run_date, unit_prices=settings.vendor_unit_costs)
+        except tenants_db.TenantNotFound:
+            raise Refusal(404, f"no tenant {tenant_id}", "not_found", tenant=tenant_id) from None
+        # The page fetches nothing; the policy makes a browser hold it to that.
+        return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                                                      "img-src data:; base-uri 'none'; form-action 'none'",
+                                           "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
     # -- tokens and audit (admin) -----------------------------------------------------------------
     def token_info(record: admin_db.TokenRecord) -> models.TokenInfo:

@@ -152,6 +152,21 @@ def test_a_tenant_bound_token_sees_and_starts_only_its_tenant(api, db, queue):
                         ("mine-ops", 999, "forbidden_tenant"), ("mine-ops", 999, "forbidden_tenant")]
 
 
+def test_a_tenant_bound_viewer_gets_its_shortlist_page_and_no_other(api, db, queue):
+    mine, other = add_tenant(db, "mine"), add_tenant(db, "other")
+    viewer = api.client(issue(db, "sdr", "viewer", tenant_id=mine))
+
+    page = viewer.get(f"/admin/shortlist/{mine}", params={"date": DAY})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "Shortlist for mine" in page.text and "<script" not in page.text
+    for tenant in (other, 999):  # an existing tenant and one that does not exist answer alike
+        refused = viewer.get(f"/admin/shortlist/{tenant}", params={"date": DAY})
+        assert refused.status_code == 403 and refused.json() == {"detail": "this token may not act for that tenant"}
+    assert api.client(None).get(f"/admin/shortlist/{mine}").status_code == 401
+    assert api.client(issue(db, "ops", "viewer")).get("/admin/shortlist/999").status_code == 404
+
+
 def test_submissions_are_rate_limited_per_token_in_the_database(api, db, queue):
     tenant = add_tenant(db, "acme")
     busy, calm = api.client(issue(db, "busy", "operator")), api.client(issue(db, "calm", "operator"))
