@@ -58,8 +58,6 @@ SEARCH_ENDPOINT = lusha_vendor.SEARCH_PATH
 ENRICH_ENDPOINT = lusha_vendor.ENRICH_PATH
 DEFAULT_IDS_PER_COMPANY = 3
 DEFAULT_CACHE_DAYS = 30
-# Companies handled at once; the Lusha client separately keeps at most five calls on the wire.
-DEFAULT_COMPANY_CONCURRENCY = 16
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
@@ -348,16 +346,19 @@ def _report(outcomes: Sequence[_CompanyOutcome], fallback: _LushaFallback | None
 async def find_contacts(records: Iterable[RunRecord], night: TenantNight, lusha: LushaClient | NullLushaClient, *,
                         preferred_titles: Sequence[str], cache_days: float = DEFAULT_CACHE_DAYS,
                         ids_per_company: int = DEFAULT_IDS_PER_COMPANY,
-                        concurrency: int = DEFAULT_COMPANY_CONCURRENCY) -> ContactsReport:
+                        concurrency: int | None = None) -> ContactsReport:
     """Contacts for each company the crawl stage recorded tonight, upserted into ``contacts`` with
     primaries flagged. ``lusha`` must be open on the running event loop (``async with lusha:``).
 
     Vendor trouble never raises: it is returned in ``ContactsReport.degradations`` with its cause.
+    ``concurrency`` (companies in flight) defaults to the night's SCHED_COMPANY_CONCURRENCY.
     """
+    concurrency = night.settings.sched_company_concurrency if concurrency is None else concurrency
     if ids_per_company < 1 or concurrency < 1:
         raise ValueError("ids_per_company and concurrency must be >= 1")
     fallback = None
     if isinstance(lusha, LushaClient):
+        night.share_limits("lusha", lusha)
         fallback = _LushaFallback(lusha, night, preferred_titles=preferred_titles,
                                   cache_age=dt.timedelta(days=cache_days), ids_per_company=ids_per_company)
     gate = asyncio.Semaphore(concurrency)

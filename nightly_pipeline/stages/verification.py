@@ -153,9 +153,16 @@ class _Verifier:
 
     async def verify_in_batches(self, emails: Sequence[str], batch_size: int, limiter: RollingWindowLimiter) -> None:
         batches = [list(emails[i:i + batch_size]) for i in range(0, len(emails), batch_size)]
+        # A batch pools many companies' addresses; SCHED_COMPANY_CONCURRENCY bounds the calls in flight.
+        gate = asyncio.Semaphore(self.night.settings.sched_company_concurrency)
+
+        async def one(batch: list[str]) -> None:
+            async with gate:
+                await self._verify(BATCH_ENDPOINT, batch, limiter)
+
         async with asyncio.TaskGroup() as group:
             for batch in batches:
-                group.create_task(self._verify(BATCH_ENDPOINT, batch, limiter))
+                group.create_task(one(batch))
 
     async def _verify(self, endpoint: str, emails: list[str], limiter: RollingWindowLimiter | None) -> None:
         if self.stop_reason is not None:
@@ -241,6 +248,7 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
     if pending and isinstance(client, NullZeroBounceClient):
         report.degradations.append(f"{client.reason}: {len(pending)} addresses stay unverified")
     elif pending and isinstance(client, ZeroBounceClient):
+        night.share_limits("zerobounce", client)
         verifier = _Verifier(client, night, policy=policy)
         await _verify_pending(verifier, pending, batch_size,
                               limiter or batch_limiter(batches_per_minute, period_s), report)
