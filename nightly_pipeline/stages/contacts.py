@@ -13,7 +13,8 @@ Lusha, per company without a personal site contact and with a web domain:
 call takes the paid-call path, reserving one unit per contact id in the run's ledger (an atomic
 reservation, trimmed to what is left) and settling what Lusha revealed. Once the cap is reached the
 remaining companies go without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
-client's retries, or an outage stops Lusha for the rest of the run: the run keeps its site contacts.
+client's retries stops Lusha for the rest of the run: the run keeps its site contacts. A call lost to
+an outage costs only its company the lookup; the other companies still get theirs.
 Without a Lusha client (no key, fallback switched off) the run keeps its site contacts too, and the
 report names the reason.
 """
@@ -48,6 +49,7 @@ from nightly_pipeline.vendors.lusha import (
     LushaClient,
     LushaError,
     LushaRequestError,
+    LushaUnavailable,
     NullLushaClient,
     SearchHit,
     SearchResult,
@@ -242,7 +244,10 @@ class _LushaFallback:
         return paid.value
 
     def _failed(self, error: Exception) -> None:
-        if isinstance(error, LushaRequestError):
+        # A call that failed on its own (a bad request, or an outage that outlasted the client's
+        # attempts) costs that company its lookup, not the rest of the night's companies theirs;
+        # a refused account or a rate limit that outlasted the retries stops Lusha for the run.
+        if isinstance(error, (LushaRequestError, LushaUnavailable)):
             self.request_failures.append(str(error))
         elif self.stop_reason is None:
             self.stop_reason = str(error)

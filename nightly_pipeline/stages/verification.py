@@ -6,9 +6,9 @@ after a free ``getcredits`` check of the account. Each call takes the paid-call 
 address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is
 left), what ZeroBounce billed (every result except ``unknown``) settled, and the verdicts cached
 with the policy and expiry of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so
-``unknown`` is retried on a later night. A throttled, refused or unreachable ZeroBounce stops
-verification for this run without raising: the addresses stay unverified and the report says why,
-as it does without a key.
+``unknown`` is retried on a later night. A throttled or refused ZeroBounce stops verification for
+this run without raising: the addresses stay unverified and the report says why, as it does without
+a key. A batch lost to an outage leaves only its own addresses for the next night.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from nightly_pipeline.vendors.zerobounce import (
     ZeroBounceClient,
     ZeroBounceError,
     ZeroBounceRejected,
+    ZeroBounceUnavailable,
 )
 
 BATCH_ENDPOINT = "/validatebatch"
@@ -129,6 +130,7 @@ class _Verifier:
         self.calls: Counter[str] = Counter()
         self.credits_charged = 0
         self.stop_reason: str | None = None
+        self.lost_reason: str | None = None
 
     @property
     def cap_reached(self) -> bool:
@@ -200,6 +202,12 @@ class _Verifier:
         return BatchResult((await self.client.validate(emails[0]),), ())
 
     def _stop(self, error: Exception) -> None:
+        if isinstance(error, ZeroBounceUnavailable):
+            # One batch lost to an outage (after the client's attempts) leaves its addresses for the
+            # next night; the other batches still go. A refusal or a throttle stops them all.
+            if self.lost_reason is None:
+                self.lost_reason = f"verification delayed to next night: {error}"
+            return
         if self.stop_reason is not None:
             return
         if isinstance(error, ZeroBounceRejected):
@@ -278,3 +286,5 @@ async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: i
                                    f"{left} addresses stay unverified")
     if verifier.stop_reason is not None:
         report.degradations.append(verifier.stop_reason)
+    elif verifier.lost_reason is not None:
+        report.degradations.append(verifier.lost_reason)
