@@ -82,7 +82,7 @@ class RollingWindowLimiter:
 def batch_limiter(batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE, period_s: float = 60.0) -> RollingWindowLimiter:
     """``batches_per_minute`` batch calls per rolling ``period_s`` (widened by :data:`LIMIT_MARGIN`).
 
-    Share one limiter between the runs of one event loop that use the same key.
+    A pace within one event loop; the key's limit across processes is the client's fleet limiter.
     """
     if batches_per_minute < 1 or period_s <= 0:
         raise ValueError("batches_per_minute must be >= 1 and period_s > 0")
@@ -153,7 +153,8 @@ class _Verifier:
     async def verify_singly(self, emails: Sequence[str]) -> None:
         await asyncio.gather(*(self._verify(SINGLE_ENDPOINT, [email], None) for email in emails))
 
-    async def verify_in_batches(self, emails: Sequence[str], batch_size: int, limiter: RollingWindowLimiter) -> None:
+    async def verify_in_batches(self, emails: Sequence[str], batch_size: int,
+                                limiter: RollingWindowLimiter | None) -> None:
         batches = [list(emails[i:i + batch_size]) for i in range(0, len(emails), batch_size)]
         # A batch pools many companies' addresses; SCHED_COMPANY_CONCURRENCY bounds the calls in flight.
         gate = asyncio.Semaphore(self.night.settings.sched_company_concurrency)
@@ -235,14 +236,16 @@ def _cached(night: TenantNight, addresses: list[str]) -> dict[str, contacts_db.C
 
 
 async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroBounceClient | NullZeroBounceClient,
-                        *, batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE,
+                        *, batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int | None = None,
                         period_s: float = 60.0, policy: VerificationPolicy | None = None,
                         limiter: RollingWindowLimiter | None = None) -> VerificationReport:
     """Verify the addresses without a fresh cached verdict; never raises for vendor trouble.
 
-    ``client`` must be open on the running event loop (``async with client:``). ``limiter``
-    (default: :func:`batch_limiter` of ``batches_per_minute`` per ``period_s``) paces the batch
-    calls; pass a shared one when several runs in this event loop use the same key.
+    ``client`` must be open on the running event loop (``async with client:``). The client's key
+    limits, kept by every process together, pace its calls (see ``TenantNight.share_limits``); a
+    ``limiter`` (or :func:`batch_limiter` of ``batches_per_minute`` per ``period_s`` when
+    ``batches_per_minute`` is given) adds a pace of this event loop's own to the batch calls, e.g.
+    for a sandbox whose minute is scaled down.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {batch_size}")
@@ -259,13 +262,15 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
         night.share_limits("zerobounce", client)
         verifier = _Verifier(client, night, policy=policy)
         await _verify_pending(verifier, pending, batch_size,
-                              limiter or batch_limiter(batches_per_minute, period_s), report)
+                              limiter or (batch_limiter(batches_per_minute, period_s)
+                                          if batches_per_minute is not None else None), report)
     report.unverified = len(pending) - report.verified
     report.by_policy = dict(Counter(report.policies.values()))
     return report
 
 
-async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int, limiter: RollingWindowLimiter,
+async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int,
+                          limiter: RollingWindowLimiter | None,
                           report: VerificationReport) -> None:
     report.account_credits = await verifier.account_credits()
     if verifier.stop_reason is None:
