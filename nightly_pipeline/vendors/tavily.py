@@ -21,8 +21,8 @@ from tavily.errors import (
 from tavily.errors import TimeoutError as TavilyTimeoutError
 
 from nightly_pipeline.settings_resource import PipelineSettings
-from nightly_pipeline.vendors.rate_limits import key_fingerprint
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.rate_limits import key_fingerprint
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 NO_KEY = "no TAVILY_API_KEY"
