@@ -43,13 +43,13 @@ def try_take(conn: psycopg.Connection, holder: str, limit: int, ttl_s: float) ->
     """Take (or keep) the current tenant's lease for ``holder`` if the limits allow it now."""
     _execute(conn, "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_LOCK,))
     _execute(conn, "DELETE FROM tenant_run_leases WHERE heartbeat_at < clock_timestamp() - make_interval(secs => ttl_s)")
-    row = _execute(conn, "SELECT holder FROM tenant_run_leases WHERE tenant_id = current_tenant_id()").fetchone()
+    row = _execute(conn, "SELECT holder FROM tenant_run_leases WHERE tenant = current_tenant_id()").fetchone()
     if row is not None and row[0] == holder:
         _execute(conn, "UPDATE tenant_run_leases SET heartbeat_at = clock_timestamp() WHERE holder = %s", (holder,))
         return LeaseAttempt(True)
     if row is not None:
         return LeaseAttempt(False, f"another run of this tenant ({row[0]}) is working")
-    holders = _execute(conn, "SELECT tenant_id FROM tenant_run_leases ORDER BY acquired_at").fetchall()
+    holders = _execute(conn, "SELECT tenant FROM tenant_run_leases ORDER BY acquired_at").fetchall()
     if len(holders) >= limit:
         tenants = ", ".join(str(t) for (t,) in holders)
         return LeaseAttempt(False, f"{len(holders)} tenant runs are working (tenants {tenants}); "
@@ -72,7 +72,7 @@ def release(conn: psycopg.Connection, holder: str) -> None:
 def holders(conn: psycopg.Connection) -> list[tuple[int, str]]:
     """(tenant, holder) of every lease whose heartbeat is fresh, oldest first."""
     return [(int(t), h) for t, h in _execute(
-        conn, "SELECT tenant_id, holder FROM tenant_run_leases "
+        conn, "SELECT tenant, holder FROM tenant_run_leases "
               "WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => ttl_s) ORDER BY acquired_at")]
 
 

@@ -3,9 +3,10 @@
 -- one per tenant (the primary key). A holder renews heartbeat_at while its process lives; a lease
 -- whose heartbeat is older than its ttl belongs to a dead process and is taken over.
 -- The table is read across tenants (counting every holder), so no row-level security: it holds
--- only which tenant is being run by which run, never tenant data.
+-- only which tenant is being run by which run, never tenant data. Like api_audit, it names the
+-- tenant in a ``tenant`` column: ``tenant_id`` marks the tables row-level security scopes.
 CREATE TABLE tenant_run_leases (
-    tenant_id     int PRIMARY KEY DEFAULT current_tenant_id() REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    tenant        int PRIMARY KEY DEFAULT current_tenant_id() REFERENCES tenants (tenant_id) ON DELETE CASCADE,
     holder        text NOT NULL UNIQUE CHECK (length(holder) BETWEEN 1 AND 200),
     pid           int,
     host          text,
