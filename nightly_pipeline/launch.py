@@ -121,12 +121,20 @@ class NightLauncher:
     def close(self) -> None:
         self._workspace.__exit__(None, None, None)
 
+    @property
+    def workspace(self) -> WorkspaceProcessContext:
+        return self._workspace
+
     def code_location_loaded(self) -> bool:
         entry = self._workspace.create_request_context().get_code_location_entries().get(CODE_LOCATION)
         return entry is not None and entry.code_location is not None
 
-    def submit(self, db: Database, tenant_id: int, run_date: dt.date, *, requested_by: str | None = None) -> NightRun:
+    def submit(self, db: Database, tenant_id: int, run_date: dt.date, *, requested_by: str | None = None,
+               settings_overrides: Mapping[str, str] | None = None) -> NightRun:
         """Queue the tenant's night, unless a run of it is already queued or running (then that run).
+
+        ``settings_overrides`` (non-secret settings by variable name, e.g. SHORTLIST_DAILY_CAP) go in
+        the run's config for the settings resource, so they hold wherever the run executes.
 
         An advisory lock per tenant and date in the app database makes check-and-submit atomic for
         every submitter sharing that database, in this process or another.
@@ -140,16 +148,18 @@ class NightLauncher:
             key = tenant_key(tenant_id)
             if not self.instance.has_dynamic_partition(TENANTS, key):
                 self.instance.add_dynamic_partitions(TENANTS, [key])
-            run_id, status = self._launch(night_tags(tenant_id, run_date, requested_by))
+            run_id, status = self._launch(night_tags(tenant_id, run_date, requested_by), settings_overrides)
         log.info("queued night %s as Dagster run %s", partition_key(run_date, tenant_id), run_id)
         return NightRun(tenant_id, run_date, run_id, status, created=True)
 
-    def _launch(self, tags: Mapping[str, str]) -> tuple[str, str]:
+    def _launch(self, tags: Mapping[str, str], settings_overrides: Mapping[str, str] | None = None) -> tuple[str, str]:
         from dagster_graphql.cli import execute_query
 
+        run_config = ({"resources": {"pipeline_settings": {"config": {"overrides": dict(settings_overrides)}}}}
+                      if settings_overrides else {})
         params = {"selector": {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY,
                                "jobName": nightly_job.name},
-                  "runConfigData": {},
+                  "runConfigData": run_config,
                   "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
         result = execute_query(self._workspace, LAUNCH_RUN, {"params": params})
         if result.get("errors"):

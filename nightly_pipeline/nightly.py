@@ -1,31 +1,42 @@
-"""Run the nightly pipeline outside the Dagster daemon (``scripts/run_nightly.py``).
+"""Run the nightly pipeline for every schedulable tenant (``scripts/run_nightly.py``).
 
-Enumerates the schedulable tenants (honouring SCHED_TENANT_INCLUDE/EXCLUDE), then materializes the
-whole graph for each tenant's partition with at most SCHED_TENANT_CONCURRENCY tenants at once, each
-in its own ``dagster asset materialize`` process against the same instance (DAGSTER_HOME), so the
-runs show in the UI like scheduled ones.
+Enumerates the schedulable tenants (honouring SCHED_TENANT_INCLUDE/EXCLUDE) and submits each
+tenant's night to the Dagster instance's run queue (DAGSTER_HOME), as the admin API does, then
+waits for the runs and prints how each ended. The queue's limits apply to these runs like to
+scheduled ones and backfills: at most SCHED_TENANT_CONCURRENCY tenant runs at once, never two of
+one tenant; a night already queued or running is waited for, not started again.
+
+No ``dagster-daemon`` is needed: while none is running, this command takes queued runs off the
+queue itself with the instance's queued run coordinator (the daemon's own code and tag limits),
+and stops doing so as soon as a daemon appears. Each run works in its own process, as under the
+daemon, and takes the tenant-run lease every run takes.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime as dt
-import os
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from nightly_pipeline.clock import today_in_singapore
-from nightly_pipeline.db import open_database
+from nightly_pipeline.db import Database, open_database
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.instance import ensure_dagster_home
-from nightly_pipeline.partitions import TENANTS, partition_key, tenant_key
+from nightly_pipeline.launch import LaunchError, NightLauncher, NightRun
+from nightly_pipeline.partitions import partition_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+REQUESTED_BY = "run_nightly.py"
+POLL_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,10 +52,18 @@ class PlannedRun:
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
+    """How a tenant's night ended: the Dagster run that worked it (``created`` False when a run of
+    that night was already queued or running and this command waited for it instead)."""
+
     run: PlannedRun
-    returncode: int
+    run_id: str
+    status: str
+    created: bool
     seconds: float
-    tail: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS"
 
 
 def plan_runs(settings: Settings, *, run_date: dt.date, tenant_ids: Sequence[int] = (),
@@ -65,67 +84,81 @@ def plan_runs(settings: Settings, *, run_date: dt.date, tenant_ids: Sequence[int
             if (not include or t.tenant_id in include) and t.tenant_id not in exclude]
 
 
-class TenantRuns:
-    """Each tenant's run in its own ``dagster asset materialize`` process, a few at a time.
+def queue_daemon_running(instance: "dg.DagsterInstance") -> bool:
+    """Whether a ``dagster-daemon`` with a recent heartbeat is taking runs off this instance's queue."""
+    from dagster._daemon.controller import get_daemon_statuses
 
-    Dagster turns Ctrl-C inside an in-process run into a flag that a run can finish without ever
-    looking at, so an interrupted caller stops the child processes itself.
-    """
+    status = get_daemon_statuses(instance, [QUEUE_DAEMON]).get(QUEUE_DAEMON)
+    return bool(status and status.healthy)
 
-    def __init__(self, env: dict[str, str], concurrency: int) -> None:
-        self.env = env
-        self.concurrency = concurrency
-        self._children: set[subprocess.Popen] = set()
-        self._lock = threading.Lock()
 
-    def _materialize(self, run: PlannedRun) -> RunOutcome:
-        started = time.monotonic()
-        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "nightly_pipeline.definitions",
-                   "--select", "*", "--partition", run.key]
-        child = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with self._lock:
-            self._children.add(child)
-        try:
-            stdout, stderr = child.communicate()
-        finally:
-            with self._lock:
-                self._children.discard(child)
-        tail = "\n".join((stderr or stdout).strip().splitlines()[-3:])
-        return RunOutcome(run, child.returncode, time.monotonic() - started, tail)
+def submit_runs(launcher: NightLauncher, db: Database, runs: Sequence[PlannedRun], *,
+                limit: int | None) -> dict[str, tuple[PlannedRun, NightRun]]:
+    """Queue each tenant's night (or find the run of it already queued or running), by run id."""
+    overrides = {"SHORTLIST_DAILY_CAP": str(limit)} if limit is not None else None
+    submitted = {}
+    for run in runs:
+        night = launcher.submit(db, run.tenant_id, run.run_date, requested_by=REQUESTED_BY,
+                                settings_overrides=overrides)
+        if not night.created:
+            print(f"{run.key}: a run of this night is already {night.status.lower()} ({night.run_id}); "
+                  f"waiting for it instead of starting another")
+        submitted[night.run_id] = (run, night)
+    return submitted
 
-    def stop(self) -> None:
-        with self._lock:
-            children = list(self._children)
-        for child in children:
-            child.kill()
-        for child in children:
-            child.wait()
 
-    def run(self, runs: Sequence[PlannedRun]) -> list[RunOutcome]:
-        pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        try:
-            return list(pool.map(self._materialize, runs))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            self.stop()
-            raise
-        finally:
-            pool.shutdown(wait=True)
+def run_outcomes(instance: "dg.DagsterInstance", submitted: dict[str, tuple[PlannedRun, NightRun]],
+                 started: float) -> list[RunOutcome]:
+    """The runs' outcomes as Dagster records them now (status of unfinished runs included)."""
+    outcomes = []
+    for run_id, (planned, night) in submitted.items():
+        record = instance.get_run_by_id(run_id)
+        status = record.status.value if record is not None else "MISSING"
+        outcomes.append(RunOutcome(planned, run_id, status, night.created, time.monotonic() - started))
+    return outcomes
+
+
+def wait_for_runs(launcher: NightLauncher, submitted: dict[str, tuple[PlannedRun, NightRun]], *,
+                  poll_s: float = POLL_S) -> list[RunOutcome]:
+    """Wait until every submitted run has finished, taking queued runs off the queue here when no
+    ``dagster-daemon`` does (with the instance's coordinator and its tag concurrency limits)."""
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    instance = launcher.instance
+    started = time.monotonic()
+    coordinator: QueuedRunCoordinatorDaemon | None = None
+    try:
+        while True:
+            unfinished = [run_id for run_id in submitted
+                          if (record := instance.get_run_by_id(run_id)) is not None
+                          and record.status not in FINISHED_STATUSES]
+            if not unfinished:
+                return run_outcomes(instance, submitted, started)
+            if queue_daemon_running(instance):
+                if coordinator is not None:
+                    coordinator.__exit__(None, None, None)
+                    coordinator = None
+            else:
+                if coordinator is None:
+                    print("run_nightly: no dagster-daemon is running; taking the queued runs off the queue here")
+                    coordinator = QueuedRunCoordinatorDaemon(interval_seconds=poll_s)
+                for _ in coordinator.run_iteration(launcher.workspace):
+                    pass
+            time.sleep(poll_s)
+    finally:
+        if coordinator is not None:
+            coordinator.__exit__(None, None, None)
 
 
 def run_all(settings: Settings, runs: Sequence[PlannedRun], *, limit: int | None) -> list[RunOutcome]:
-    home = ensure_dagster_home(settings)
+    """Submit the nights to the instance's run queue and wait for them; see the module docstring."""
+    ensure_dagster_home(settings)
     import dagster as dg
 
-    with dg.DagsterInstance.get() as instance:
-        known = set(instance.get_dynamic_partitions(TENANTS))
-        missing = [tenant_key(r.tenant_id) for r in runs if tenant_key(r.tenant_id) not in known]
-        if missing:
-            instance.add_dynamic_partitions(TENANTS, missing)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    if limit is not None:
-        env["SHORTLIST_DAILY_CAP"] = str(limit)
-    return TenantRuns(env, settings.sched_tenant_concurrency).run(runs)
+    with dg.DagsterInstance.get() as instance, open_database(settings) as db, NightLauncher(instance) as launcher:
+        submitted = submit_runs(launcher, db, runs, limit=limit)
+        return wait_for_runs(launcher, submitted)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,10 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'would run' if args.dry_run else 'running'} {run.key} ({run.name})")
     if args.dry_run:
         return 0
-    outcomes = run_all(settings, runs, limit=args.limit)
+    try:
+        outcomes = run_all(settings, runs, limit=args.limit)
+    except LaunchError as exc:
+        print(f"run_nightly: {exc}", file=sys.stderr)
+        return 1
     for outcome in outcomes:
-        status = "ok" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
-        print(f"{outcome.run.key} {status} in {outcome.seconds:.1f} s")
-        if outcome.returncode:
-            print(f"  {outcome.tail}")
-    return 0 if all(o.returncode == 0 for o in outcomes) else 1
+        status = "ok" if outcome.succeeded else f"FAILED ({outcome.status})"
+        whose = "" if outcome.created else " (a run started elsewhere)"
+        print(f"{outcome.run.key} {status} in {outcome.seconds:.1f} s, Dagster run {outcome.run_id}{whose}")
+    return 0 if all(o.succeeded for o in outcomes) else 1

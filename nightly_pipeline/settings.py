@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     # Price of one charged unit per vendor (a query, a credit, a token), for cost per lead
     vendor_unit_costs: CsvPriceMap = {}
 
+    # Vendor rate limits per API key, kept by every process using the key together
+    zerobounce_batches_per_minute: int = Field(5, ge=1)
+    zerobounce_block_s: float = Field(3600.0, ge=0)
+    # Lusha's Premium plan (API access needs Premium or Scale); Pro is 50 / 150 / 1,500
+    lusha_requests_per_minute: int = Field(300, ge=1)
+    lusha_requests_per_hour: int | None = Field(1_800, ge=1)
+    lusha_requests_per_day: int | None = Field(18_000, ge=1)
+    tavily_requests_per_minute: int = Field(100, ge=1)
+    openai_requests_per_minute: int = Field(500, ge=1)
+    openai_tokens_per_minute: int = Field(200_000, ge=1)
+    # A tenant run's lease lapses this long after its process last renewed it
+    tenant_lease_ttl_s: float = Field(60.0, ge=5)
+
     # Admin API
     api_submissions_per_minute: int = Field(6, ge=1, le=10_000)
 

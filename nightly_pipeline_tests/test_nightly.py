@@ -49,3 +49,57 @@ def test_dry_run_prints_the_plan(three_tenants, db_env, capsys):
     out = capsys.readouterr().out
     assert out.splitlines() == [f"would run 2026-06-01|{three_tenants[0]} (a)", f"would run 2026-06-01|{three_tenants[1]} (b)"]
     assert main(["--from-manifest", "00000000-0000-0000-0000-000000000001"]) == 2
+
+
+def test_run_nightly_beside_a_running_run_of_the_tenant_waits_for_it_and_never_starts_another(
+        three_tenants, db, db_env):
+    import threading
+    import uuid
+
+    import dagster as dg
+
+    from nightly_pipeline import nightly
+    from nightly_pipeline.instance import ensure_dagster_home
+    from nightly_pipeline.launch import NightLauncher, night_runs, night_tags
+    from nightly_pipeline.partitions import TENANTS, tenant_key
+
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    tenant = three_tenants[0]
+    night = dt.date.today() - dt.timedelta(days=1)
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(TENANTS, [tenant_key(tenant)])
+        # A run of the night started by another launcher (the schedule, say), working right now.
+        elsewhere = instance.add_run(dg.DagsterRun(job_name="nightly", run_id=str(uuid.uuid4()),
+                                                   status=dg.DagsterRunStatus.STARTED,
+                                                   tags=night_tags(tenant, night)))
+        planned = nightly.PlannedRun(tenant, "a", night)
+        with NightLauncher(instance) as launcher:
+            submitted = nightly.submit_runs(launcher, db, [planned], limit=None)
+            assert list(submitted) == [elsewhere.run_id]
+            # The other run ends while run_nightly waits for it (it was cancelled elsewhere).
+            ender = threading.Thread(target=instance.report_run_canceled, args=(elsewhere,))
+            ender.start()
+            [outcome] = nightly.wait_for_runs(launcher, submitted, poll_s=0.2)
+            ender.join()
+        assert (outcome.run_id, outcome.status, outcome.created) == (elsewhere.run_id, "CANCELED", False)
+        assert [r.dagster_run.run_id for r in night_runs(instance, tenant, night)] == [elsewhere.run_id]
+
+
+def test_without_a_daemon_run_nightly_takes_its_runs_off_the_queue_and_waits_for_their_end(
+        three_tenants, db, db_env, capsys):
+    import dagster as dg
+
+    from nightly_pipeline import nightly
+    from nightly_pipeline.launch import night_runs
+
+    settings = load_settings()
+    night = dt.date.today() - dt.timedelta(days=1)
+    [outcome] = nightly.run_all(settings, [nightly.PlannedRun(three_tenants[0], "a", night)], limit=1)
+    assert outcome.created and outcome.status in ("SUCCESS", "FAILURE")
+    assert "no dagster-daemon is running" in capsys.readouterr().out
+    with dg.DagsterInstance.get() as instance:
+        [record] = night_runs(instance, three_tenants[0], night)
+        assert record.dagster_run.run_id == outcome.run_id
+        assert record.dagster_run.run_config["resources"]["pipeline_settings"]["config"]["overrides"] == {
+            "SHORTLIST_DAILY_CAP": "1"}

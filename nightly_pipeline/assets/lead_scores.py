@@ -22,8 +22,6 @@ from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.openai import OpenAIResource
 from nightly_pipeline.vendors.paid_call import unavailable_reason
 
-RATIONALES_IN_FLIGHT = 8
-
 
 @dg.asset(partitions_def=tenant_day_partitions, deps=[verified_emails], kinds={"python"},
           description="Score, bucket, reasons and rationale per target; the shortlist.")
@@ -49,10 +47,12 @@ def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, p
         raise dg.Failure(f"tenant {night.tenant_id}: cannot score: {exc}", allow_retries=False) from exc
     chat = openai.get_client()
 
+    night.share_limits("openai", chat)
+
     async def write_rationales() -> list[Rationale]:
         async with chat:
             writer = RationaleWriter(chat, night)
-            gate = asyncio.Semaphore(RATIONALES_IN_FLIGHT)
+            gate = asyncio.Semaphore(settings.sched_company_concurrency)
 
             async def one(name: str, result: Score) -> Rationale:
                 async with gate:

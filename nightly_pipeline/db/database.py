@@ -143,6 +143,14 @@ class Database:
             self._begin(conn)
             yield conn
 
+    def dedicated_connection(self) -> psycopg.Connection:
+        """An autocommit connection of its own in the runtime role, outside the pool: for work that
+        must outlive the pool (a lease released as the process exits) or must not wait for it."""
+        conn = psycopg.connect(self.target.app_url, autocommit=True, connect_timeout=10)
+        if self._local_role is not None:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._local_role)))
+        return conn
+
     def close(self) -> None:
         self.pool.close()
 

@@ -13,7 +13,8 @@ Lusha, per company without a personal site contact and with a web domain:
 call takes the paid-call path, reserving one unit per contact id in the run's ledger (an atomic
 reservation, trimmed to what is left) and settling what Lusha revealed. Once the cap is reached the
 remaining companies go without, and the report says how many. A key, plan or credit refusal, a 429 that outlasts the
-client's retries, or an outage stops Lusha for the rest of the run: the run keeps its site contacts.
+client's retries stops Lusha for the rest of the run: the run keeps its site contacts. A call lost to
+an outage costs only its company the lookup; the other companies still get theirs.
 Without a Lusha client (no key, fallback switched off) the run keeps its site contacts too, and the
 report names the reason.
 """
@@ -48,6 +49,7 @@ from nightly_pipeline.vendors.lusha import (
     LushaClient,
     LushaError,
     LushaRequestError,
+    LushaUnavailable,
     NullLushaClient,
     SearchHit,
     SearchResult,
@@ -58,8 +60,6 @@ SEARCH_ENDPOINT = lusha_vendor.SEARCH_PATH
 ENRICH_ENDPOINT = lusha_vendor.ENRICH_PATH
 DEFAULT_IDS_PER_COMPANY = 3
 DEFAULT_CACHE_DAYS = 30
-# Companies handled at once; the Lusha client separately keeps at most five calls on the wire.
-DEFAULT_COMPANY_CONCURRENCY = 16
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
@@ -244,7 +244,10 @@ class _LushaFallback:
         return paid.value
 
     def _failed(self, error: Exception) -> None:
-        if isinstance(error, LushaRequestError):
+        # A call that failed on its own (a bad request, or an outage that outlasted the client's
+        # attempts) costs that company its lookup, not the rest of the night's companies theirs;
+        # a refused account or a rate limit that outlasted the retries stops Lusha for the run.
+        if isinstance(error, (LushaRequestError, LushaUnavailable)):
             self.request_failures.append(str(error))
         elif self.stop_reason is None:
             self.stop_reason = str(error)
@@ -348,16 +351,19 @@ def _report(outcomes: Sequence[_CompanyOutcome], fallback: _LushaFallback | None
 async def find_contacts(records: Iterable[RunRecord], night: TenantNight, lusha: LushaClient | NullLushaClient, *,
                         preferred_titles: Sequence[str], cache_days: float = DEFAULT_CACHE_DAYS,
                         ids_per_company: int = DEFAULT_IDS_PER_COMPANY,
-                        concurrency: int = DEFAULT_COMPANY_CONCURRENCY) -> ContactsReport:
+                        concurrency: int | None = None) -> ContactsReport:
     """Contacts for each company the crawl stage recorded tonight, upserted into ``contacts`` with
     primaries flagged. ``lusha`` must be open on the running event loop (``async with lusha:``).
 
     Vendor trouble never raises: it is returned in ``ContactsReport.degradations`` with its cause.
+    ``concurrency`` (companies in flight) defaults to the night's SCHED_COMPANY_CONCURRENCY.
     """
+    concurrency = night.settings.sched_company_concurrency if concurrency is None else concurrency
     if ids_per_company < 1 or concurrency < 1:
         raise ValueError("ids_per_company and concurrency must be >= 1")
     fallback = None
     if isinstance(lusha, LushaClient):
+        night.share_limits("lusha", lusha)
         fallback = _LushaFallback(lusha, night, preferred_titles=preferred_titles,
                                   cache_age=dt.timedelta(days=cache_days), ids_per_company=ids_per_company)
     gate = asyncio.Semaphore(concurrency)

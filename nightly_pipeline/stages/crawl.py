@@ -36,8 +36,11 @@ from nightly_pipeline.vendors.tavily import NullTavilyClient
 
 log = logging.getLogger(__name__)
 
-# Companies in flight at once; the crawler separately bounds domains in flight and spaces requests.
-DEFAULT_COMPANY_CONCURRENCY = 64
+# Companies in flight at once when no setting says (a run takes SCHED_COMPANY_CONCURRENCY).
+DEFAULT_COMPANY_CONCURRENCY = 8
+# The crawler's own bound on requests in flight across all domains: requests, not companies, so it
+# stays apart from SCHED_COMPANY_CONCURRENCY (one company's crawl fetches several pages).
+CRAWLER_REQUESTS_IN_FLIGHT = 64
 
 
 def crawler_config(settings: Settings) -> CrawlerConfig:
@@ -49,7 +52,7 @@ def crawler_config(settings: Settings) -> CrawlerConfig:
         proxy=settings.crawler_proxy,
         schemes=tuple(settings.crawler_schemes),
         allow_private_networks=settings.crawler_allow_private_networks,
-        concurrency=max(DEFAULT_COMPANY_CONCURRENCY, settings.sched_company_concurrency),
+        concurrency=CRAWLER_REQUESTS_IN_FLIGHT,
     )
 
 
@@ -254,6 +257,7 @@ async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
     """Crawl, enrich and store every company of ``companies`` for the night; a company that fails is
     stored as an error (and reported to ``logger``) without stopping the others."""
     settings = night.settings
+    night.share_limits("openai", chat)
     async with polite_crawler(settings, night.db.target.app_url) as crawler, chat:
         fallback = TavilyFallback(tavily, night)
         stage = CrawlStage(crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,
@@ -266,7 +270,8 @@ async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
             logger.error("crawl of company %s failed: %s: %s", company.company_id, type(error).__name__, error)
             await asyncio.to_thread(store_error, night, company.company_id, error)
 
-        await stage.enrich_many(companies, on_done=on_done, on_error=on_error)
+        await stage.enrich_many(companies, on_done=on_done, on_error=on_error,
+                                concurrency=settings.sched_company_concurrency)
 
 
 def vendor_degradations(*, tavily: TavilyClient | NullTavilyClient, chat: ChatClient) -> list[str]:

@@ -19,10 +19,34 @@ import psycopg
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db.budget import Scope, VendorBudget
+from nightly_pipeline.db.rate_limits import FleetRateLimiter
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.vendors.paid_call import VendorMeter
+from nightly_pipeline.vendors.rate_limits import Window
 
 Vendor = Literal["openai", "tavily", "lusha", "zerobounce"]
+
+
+# Calls are stamped when admitted, the vendor counts them when they arrive: a window a tenth longer
+# than the vendor's keeps network jitter from ever putting one call too many into its rolling period.
+LIMIT_MARGIN = 1.1
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+
+
+def rate_windows(settings: Settings) -> dict[str, dict[str, tuple[Window, ...]]]:
+    """Each vendor's buckets and their rolling windows, from the settings (per API key)."""
+    def windows(*pairs: tuple[int | None, float]) -> tuple[Window, ...]:
+        return tuple(Window(limit, period * LIMIT_MARGIN) for limit, period in pairs if limit)
+
+    return {
+        "zerobounce": {"zerobounce.batch": windows((settings.zerobounce_batches_per_minute, MINUTE))},
+        "lusha": {"lusha.requests": windows((settings.lusha_requests_per_minute, MINUTE),
+                                            (settings.lusha_requests_per_hour, HOUR),
+                                            (settings.lusha_requests_per_day, DAY))},
+        "tavily": {"tavily.requests": windows((settings.tavily_requests_per_minute, MINUTE))},
+        "openai": {"openai.requests": windows((settings.openai_requests_per_minute, MINUTE)),
+                   "openai.tokens": windows((settings.openai_tokens_per_minute, MINUTE))},
+    }
 
 
 class ManifestMissing(LookupError):
@@ -74,6 +98,17 @@ class TenantNight:
             "zerobounce": (settings.zerobounce_max_verifications, Scope.RUN),
         }[vendor]
         return VendorMeter(self.budget, vendor, cap, scope)
+
+    def fleet_limiter(self, vendor: Vendor, key_sha256: bytes) -> FleetRateLimiter:
+        """The limiter every process shares for the vendor key with this fingerprint."""
+        return FleetRateLimiter(self.db, key_sha256, rate_windows(self.settings)[vendor])
+
+    def share_limits(self, vendor: Vendor, client: object) -> None:
+        """Pace ``client``'s calls to its key's limits across the fleet (a client without a key, such
+        as a Null client, has nothing to pace)."""
+        fingerprint = getattr(client, "key_fingerprint", None)
+        if isinstance(fingerprint, bytes):
+            client.limiter = self.fleet_limiter(vendor, fingerprint)  # type: ignore[attr-defined]
 
     def record_stage(self, step: str, counters: dict, degradations: Sequence[str]) -> None:
         """The step's counters and degradations in the run's record (replacing an earlier attempt's)."""

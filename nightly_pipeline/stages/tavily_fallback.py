@@ -151,6 +151,8 @@ class TavilyFallback:
         self._client = client
         self._meter = night.meter("tavily")
         self._gate = asyncio.Semaphore(max_concurrent_calls)
+        self._limiter = (night.fleet_limiter("tavily", tavily_vendor.fingerprint(client))
+                         if isinstance(client, TavilyClient) else None)
 
     @property
     def available(self) -> bool:
@@ -202,6 +204,8 @@ class TavilyFallback:
     async def _metered(self, endpoint: Endpoint, call: Callable[[], Any]) -> _CallOutcome:
         """One query through the paid-call path, ``call`` made in a worker thread."""
         async def send(_: int) -> Any:
+            if self._limiter is not None:
+                await self._limiter.acquire(tavily_vendor.REQUESTS_BUCKET)
             return tavily_vendor.answer(await asyncio.to_thread(call))
 
         async with self._gate:

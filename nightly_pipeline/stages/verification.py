@@ -6,9 +6,9 @@ after a free ``getcredits`` check of the account. Each call takes the paid-call 
 address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is
 left), what ZeroBounce billed (every result except ``unknown``) settled, and the verdicts cached
 with the policy and expiry of :class:`~nightly_pipeline.domain.contacts.VerificationPolicy`, so
-``unknown`` is retried on a later night. A throttled, refused or unreachable ZeroBounce stops
-verification for this run without raising: the addresses stay unverified and the report says why,
-as it does without a key.
+``unknown`` is retried on a later night. A throttled or refused ZeroBounce stops verification for
+this run without raising: the addresses stay unverified and the report says why, as it does without
+a key. A batch lost to an outage leaves only its own addresses for the next night.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from nightly_pipeline.vendors.zerobounce import (
     ZeroBounceClient,
     ZeroBounceError,
     ZeroBounceRejected,
+    ZeroBounceUnavailable,
 )
 
 BATCH_ENDPOINT = "/validatebatch"
@@ -81,7 +82,7 @@ class RollingWindowLimiter:
 def batch_limiter(batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE, period_s: float = 60.0) -> RollingWindowLimiter:
     """``batches_per_minute`` batch calls per rolling ``period_s`` (widened by :data:`LIMIT_MARGIN`).
 
-    Share one limiter between the runs of one event loop that use the same key.
+    A pace within one event loop; the key's limit across processes is the client's fleet limiter.
     """
     if batches_per_minute < 1 or period_s <= 0:
         raise ValueError("batches_per_minute must be >= 1 and period_s > 0")
@@ -129,6 +130,7 @@ class _Verifier:
         self.calls: Counter[str] = Counter()
         self.credits_charged = 0
         self.stop_reason: str | None = None
+        self.lost_reason: str | None = None
 
     @property
     def cap_reached(self) -> bool:
@@ -151,11 +153,19 @@ class _Verifier:
     async def verify_singly(self, emails: Sequence[str]) -> None:
         await asyncio.gather(*(self._verify(SINGLE_ENDPOINT, [email], None) for email in emails))
 
-    async def verify_in_batches(self, emails: Sequence[str], batch_size: int, limiter: RollingWindowLimiter) -> None:
+    async def verify_in_batches(self, emails: Sequence[str], batch_size: int,
+                                limiter: RollingWindowLimiter | None) -> None:
         batches = [list(emails[i:i + batch_size]) for i in range(0, len(emails), batch_size)]
+        # A batch pools many companies' addresses; SCHED_COMPANY_CONCURRENCY bounds the calls in flight.
+        gate = asyncio.Semaphore(self.night.settings.sched_company_concurrency)
+
+        async def one(batch: list[str]) -> None:
+            async with gate:
+                await self._verify(BATCH_ENDPOINT, batch, limiter)
+
         async with asyncio.TaskGroup() as group:
             for batch in batches:
-                group.create_task(self._verify(BATCH_ENDPOINT, batch, limiter))
+                group.create_task(one(batch))
 
     async def _verify(self, endpoint: str, emails: list[str], limiter: RollingWindowLimiter | None) -> None:
         if self.stop_reason is not None:
@@ -193,6 +203,12 @@ class _Verifier:
         return BatchResult((await self.client.validate(emails[0]),), ())
 
     def _stop(self, error: Exception) -> None:
+        if isinstance(error, ZeroBounceUnavailable):
+            # One batch lost to an outage (after the client's attempts) leaves its addresses for the
+            # next night; the other batches still go. A refusal or a throttle stops them all.
+            if self.lost_reason is None:
+                self.lost_reason = f"verification delayed to next night: {error}"
+            return
         if self.stop_reason is not None:
             return
         if isinstance(error, ZeroBounceRejected):
@@ -220,14 +236,16 @@ def _cached(night: TenantNight, addresses: list[str]) -> dict[str, contacts_db.C
 
 
 async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroBounceClient | NullZeroBounceClient,
-                        *, batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int = DEFAULT_BATCHES_PER_MINUTE,
+                        *, batch_size: int = DEFAULT_BATCH_SIZE, batches_per_minute: int | None = None,
                         period_s: float = 60.0, policy: VerificationPolicy | None = None,
                         limiter: RollingWindowLimiter | None = None) -> VerificationReport:
     """Verify the addresses without a fresh cached verdict; never raises for vendor trouble.
 
-    ``client`` must be open on the running event loop (``async with client:``). ``limiter``
-    (default: :func:`batch_limiter` of ``batches_per_minute`` per ``period_s``) paces the batch
-    calls; pass a shared one when several runs in this event loop use the same key.
+    ``client`` must be open on the running event loop (``async with client:``). The client's key
+    limits, kept by every process together, pace its calls (see ``TenantNight.share_limits``); a
+    ``limiter`` (or :func:`batch_limiter` of ``batches_per_minute`` per ``period_s`` when
+    ``batches_per_minute`` is given) adds a pace of this event loop's own to the batch calls, e.g.
+    for a sandbox whose minute is scaled down.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {batch_size}")
@@ -241,15 +259,18 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
     if pending and isinstance(client, NullZeroBounceClient):
         report.degradations.append(f"{client.reason}: {len(pending)} addresses stay unverified")
     elif pending and isinstance(client, ZeroBounceClient):
+        night.share_limits("zerobounce", client)
         verifier = _Verifier(client, night, policy=policy)
         await _verify_pending(verifier, pending, batch_size,
-                              limiter or batch_limiter(batches_per_minute, period_s), report)
+                              limiter or (batch_limiter(batches_per_minute, period_s)
+                                          if batches_per_minute is not None else None), report)
     report.unverified = len(pending) - report.verified
     report.by_policy = dict(Counter(report.policies.values()))
     return report
 
 
-async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int, limiter: RollingWindowLimiter,
+async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: int,
+                          limiter: RollingWindowLimiter | None,
                           report: VerificationReport) -> None:
     report.account_credits = await verifier.account_credits()
     if verifier.stop_reason is None:
@@ -270,3 +291,5 @@ async def _verify_pending(verifier: _Verifier, pending: list[str], batch_size: i
                                    f"{left} addresses stay unverified")
     if verifier.stop_reason is not None:
         report.degradations.append(verifier.stop_reason)
+    elif verifier.lost_reason is not None:
+        report.degradations.append(verifier.lost_reason)

@@ -25,12 +25,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_base
 
 from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.vendors.rate_limits import UNLIMITED, CallLimiter, key_fingerprint
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 
 DEFAULT_BASE_URL = "https://api.lusha.com"
 SEARCH_PATH = "/prospecting/contact/search"
 ENRICH_PATH = "/prospecting/contact/enrich"
 MAX_IN_FLIGHT = 5
+VENDOR = "lusha"
+# Every search and enrich request counts against the key's per-minute/hour/day limits.
+REQUESTS_BUCKET = "lusha.requests"
 MAX_ENRICH_IDS = 100
 MAX_PAGE_SIZE = 50
 DEFAULT_MAX_ATTEMPTS = 6
@@ -223,6 +227,9 @@ class LushaClient:
         self._sleep = sleep
         self._http: httpx.AsyncClient | None = None
         self._in_flight: asyncio.Semaphore | None = None
+        # Paces every request to the key's limits across processes (set by the run; see rate_limits).
+        self.limiter: CallLimiter = UNLIMITED
+        self.key_fingerprint = key_fingerprint(VENDOR, self._key)
 
     def __repr__(self) -> str:
         return f"LushaClient(base_url={self._base_url!r})"
@@ -317,6 +324,7 @@ class LushaClient:
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         if self._http is None or self._in_flight is None:
             raise RuntimeError("open the client on this event loop first: `async with lusha:`")
+        await self.limiter.acquire(REQUESTS_BUCKET)
         async with self._in_flight:
             try:
                 response = await self._http.post(path, json=body)

@@ -8,6 +8,7 @@ every later call. Each session builds its own ``ChatOpenAI`` with its own pool a
 Usage accounting lives here, next to the client: :func:`estimate_tokens` is the one estimate a
 reservation is made from, and :func:`tokens_billed_for` the one rule for what a failed call cost.
 """
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -22,8 +23,13 @@ from pydantic import BaseModel, PrivateAttr, SecretStr
 
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.rate_limits import UNLIMITED, CallLimiter, key_fingerprint
 
 ENDPOINT = "chat.completions"
+VENDOR = "openai"
+# The key's requests and tokens per minute; a request counts its prompt estimate plus max_tokens.
+REQUESTS_BUCKET = "openai.requests"
+TOKENS_BUCKET = "openai.tokens"
 DEFAULT_MODEL = "gpt-4o-mini"
 NO_KEY = "no OPENAI_API_KEY"
 
@@ -137,6 +143,9 @@ class OpenAIChat:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self._session: ChatOpenAI | None = None
+        # Paces requests and tokens to the key's limits across processes (set by the run).
+        self.limiter: CallLimiter = UNLIMITED
+        self.key_fingerprint = key_fingerprint(VENDOR, api_key)
 
     def __repr__(self) -> str:
         return f"OpenAIChat(model={self.model_name!r}, base_url={self.base_url!r})"
@@ -172,8 +181,15 @@ class OpenAIChat:
             raise RuntimeError("open the client on this event loop first: `async with chat:`")
         return bounded(self._session, max_output_tokens)
 
+    async def _acquire(self, messages: Sequence[BaseMessage], max_output_tokens: int,
+                       schema: type[BaseModel] | None = None) -> None:
+        prompt = estimate_prompt_tokens(messages, json.dumps(schema.model_json_schema()) if schema else None)
+        await self.limiter.acquire(REQUESTS_BUCKET)
+        await self.limiter.acquire(TOKENS_BUCKET, prompt + max_output_tokens)
+
     async def complete(self, messages: Sequence[BaseMessage], *, max_output_tokens: int) -> Answer[str]:
         """The reply's text and the tokens OpenAI reported for it."""
+        await self._acquire(messages, max_output_tokens)
         reply = await self._model(max_output_tokens).ainvoke(list(messages))
         text = reply.content if isinstance(reply.content, str) else ""
         tokens = reported_tokens(reply)
@@ -184,6 +200,7 @@ class OpenAIChat:
         """The reply parsed as ``schema`` (JSON-schema structured output); an answer that does not
         parse is billed what OpenAI reported and comes back without a value."""
         structured = self._model(max_output_tokens).with_structured_output(schema, include_raw=True)
+        await self._acquire(messages, max_output_tokens, schema)
         reply = await structured.ainvoke(list(messages))
         tokens = reported_tokens(reply.get("raw"))
         parsed, parsing_error = reply.get("parsed"), reply.get("parsing_error")

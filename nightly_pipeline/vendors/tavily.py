@@ -22,6 +22,7 @@ from tavily.errors import TimeoutError as TavilyTimeoutError
 
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.rate_limits import key_fingerprint
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 NO_KEY = "no TAVILY_API_KEY"
@@ -115,3 +116,14 @@ class TavilyResource(dg.ConfigurableResource):
         if self._client is None:
             raise RuntimeError("TavilyResource is used outside a run; Dagster builds its client at run start")
         return self._client
+
+
+# -- rate limits ------------------------------------------------------------------------------------------
+VENDOR = "tavily"
+# Every search, crawl and extract request counts against the key's per-minute limit.
+REQUESTS_BUCKET = "tavily.requests"
+
+
+def fingerprint(client: TavilyClient) -> bytes:
+    """The hash naming the client's key in the fleet's rate-limit bookkeeping."""
+    return key_fingerprint(VENDOR, str(client.api_key))

@@ -25,6 +25,7 @@ from pydantic import PrivateAttr
 
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.rate_limits import UNLIMITED, CallLimiter, KeyBlocked, key_fingerprint
 
 DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
 DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
@@ -32,6 +33,12 @@ MAX_BATCH_SIZE = 200
 _MESSAGE_CHARS = 200
 _THROTTLE_WORDS = ("block", "rate limit", "too many requests", "calls per minute")
 _KEY_PARAM = "api_key"
+VENDOR = "zerobounce"
+# validatebatch calls are limited per key per rolling minute; a block covers every bucket of the key.
+BATCH_BUCKET = "zerobounce.batch"
+SINGLE_BUCKET = "zerobounce.single"
+KEY_BLOCK = "zerobounce"
+DEFAULT_BLOCK_S = 3600.0
 
 
 class ZeroBounceError(RuntimeError):
@@ -132,10 +139,16 @@ class ZeroBounceClient:
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  bulk_base_url: str = DEFAULT_BULK_BASE_URL, timeout_s: float = 30.0,
-                 batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None,
+                 block_s: float = DEFAULT_BLOCK_S) -> None:
         if not api_key.strip():
             raise ValueError("a ZeroBounce API key is required")
         self._key = api_key.strip()
+        # Paces calls to the key's limits across processes (set by the run; see rate_limits), and
+        # how long every process keeps off the key once ZeroBounce has blocked it.
+        self.limiter: CallLimiter = UNLIMITED
+        self.key_fingerprint = key_fingerprint(VENDOR, self._key)
+        self.block_s = block_s
         self._base_url = base_url.rstrip("/")
         self._bulk_base_url = bulk_base_url.rstrip("/")
         # A batch of 200 can take about 70 s at ZeroBounce (vendor-apis §3.2).
@@ -163,6 +176,7 @@ class ZeroBounceClient:
             await http.aclose()
 
     async def validate(self, email: str) -> Validation:
+        await self._acquire(SINGLE_BUCKET)
         body = await self._call("validate", "GET", f"{self._base_url}/validate",
                                 params={_KEY_PARAM: self._key, "email": email, "ip_address": ""})
         return _validation(body, "validate")
@@ -172,8 +186,13 @@ class ZeroBounceClient:
             raise ValueError(f"validatebatch takes 1..{MAX_BATCH_SIZE} addresses, got {len(emails)}")
         payload = {_KEY_PARAM: self._key,
                    "email_batch": [{"email_address": email, "ip_address": None} for email in emails]}
-        body = await self._call("validatebatch", "POST", f"{self._bulk_base_url}/validatebatch", json=payload,
-                                timeout=self._batch_timeout_s)
+        await self._acquire(BATCH_BUCKET)
+        try:
+            body = await self._call("validatebatch", "POST", f"{self._bulk_base_url}/validatebatch", json=payload,
+                                    timeout=self._batch_timeout_s)
+        except ZeroBounceThrottled as error:
+            await self.limiter.block(KEY_BLOCK, self.block_s, str(error))
+            raise
         items = body.get("email_batch")
         if not isinstance(items, list):
             raise ZeroBounceUnavailable("ZeroBounce validatebatch answered without email_batch", maybe_charged=True)
@@ -183,6 +202,7 @@ class ZeroBounceClient:
                            errors)
 
     async def credits(self) -> int:
+        await self._acquire(SINGLE_BUCKET)
         body = await self._call("getcredits", "GET", f"{self._base_url}/getcredits", params={_KEY_PARAM: self._key})
         try:
             credits = int(str(body.get("Credits")))
@@ -191,6 +211,12 @@ class ZeroBounceClient:
         if credits < 0:
             raise ZeroBounceRejected("ZeroBounce getcredits: the API key is not valid")
         return credits
+
+    async def _acquire(self, bucket: str) -> None:
+        try:
+            await self.limiter.acquire(bucket)
+        except KeyBlocked as error:
+            raise ZeroBounceThrottled(f"ZeroBounce: {error}") from None
 
     async def _call(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None = None,
                     json: Any = None, timeout: float | None = None) -> dict[str, Any]:
@@ -273,7 +299,7 @@ class ZeroBounceResource(dg.ConfigurableResource):
         self._client = ZeroBounceClient(
             key, base_url=self.base_url or settings.zerobounce_base_url or DEFAULT_BASE_URL,
             bulk_base_url=self.bulk_base_url or settings.zerobounce_bulk_base_url or DEFAULT_BULK_BASE_URL,
-            timeout_s=self.timeout_s, batch_timeout_s=self.batch_timeout_s)
+            timeout_s=self.timeout_s, batch_timeout_s=self.batch_timeout_s, block_s=settings.zerobounce_block_s)
 
     def get_client(self) -> ZeroBounceClient | NullZeroBounceClient:
         if self._client is None:

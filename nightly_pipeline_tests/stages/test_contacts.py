@@ -304,6 +304,24 @@ def test_at_most_five_calls_are_in_flight(db: Database, tenant: int) -> None:
     assert 1 < transport.peak <= MAX_IN_FLIGHT
 
 
+def test_company_concurrency_of_one_keeps_one_company_in_flight(db: Database, tenant: int) -> None:
+    companies = add_companies(db, 8)
+    transport = CountingTransport()
+    night = dataclasses.replace(new_night(db, tenant), settings=load_settings({"SCHED_COMPANY_CONCURRENCY": "1"}))
+    with lusha_server(latency=LatencyModel(median_s=0.02, sigma=0.0, scale=1.0)) as server:
+        records = [as_record(company) for company in companies]
+
+        async def run() -> ContactsReport:
+            async with LushaClient(KEY, base_url=server.url, transport=transport) as client:
+                return await find_contacts(records, night, client, preferred_titles=PREFERRED)
+
+        report = asyncio.run(run())
+        stats = server.stats()
+
+    assert report.lusha_searches >= 8 and stats["requests"] >= 8
+    assert transport.peak == 1, "one company at a time: its search, then its enrich, then the next company"
+
+
 def test_without_a_key_or_when_disabled_companies_keep_site_contacts(db: Database, tenant: int) -> None:
     companies = add_companies(db, 3)
     report = run_stage(None, companies, new_night(db, tenant))

@@ -14,8 +14,9 @@ Verdicts are a pure function of ``(seed, address)``:
 
 Errors other than the batch block come back as HTTP 200 with ``{"error": …}``, like the vendor.
 More than ``batch_per_minute`` ``validatebatch`` calls per key inside a rolling minute are refused
-with HTTP 429, and every call stays refused for ``batch_block_s`` seconds from that point (the
-vendor documents a block of 1 to 10 minutes; the default here is 60 s). The 429 carries no
+with HTTP 429, and every batch call with that key stays refused for ``batch_block_s`` seconds from
+that point (the vendor's pages speak of blocks from one minute to one hour; the default here is the
+hour, the longest, so a client that overruns the limit learns what it costs). The 429 carries no
 ``Retry-After``: the vendor documents none, so the wait is only stated in the error text. The
 ``validate`` endpoint's 50,000-per-10-s limit is far beyond what the product sends and is not modelled.
 """
@@ -91,7 +92,7 @@ class ZeroBounceServer(SandboxServer):
     name = "zerobounce"
 
     def __init__(self, *, seed: int = 7, api_keys: set[str] | None = None, credits: int = 100_000,
-                 batch_per_minute: int = 5, batch_max: int = 200, batch_block_s: float = 60.0,
+                 batch_per_minute: int = 5, batch_max: int = 200, batch_block_s: float = 3600.0,
                  catch_all_domain_rate: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  latency: LatencyModel | None = None, faults: FaultConfig | None = None) -> None:
         super().__init__(seed=seed, latency=latency, faults=faults)

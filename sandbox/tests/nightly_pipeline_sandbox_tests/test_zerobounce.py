@@ -143,13 +143,28 @@ def test_sixth_batch_call_in_a_minute_is_refused_and_the_block_holds(
     clock.now += 58  # without the block, most of the first five calls would have left the window by now
     still_blocked = batch(client, ["valid.a@pearlapps.com.sg"])
     assert still_blocked.status_code == 429 and "blocked" in still_blocked.json()["error"]
-    clock.now += 3
+    clock.now += 3600 - 58 + 1  # the block lasts an hour from the refused call
     assert batch(client, ["valid.a@pearlapps.com.sg"]).status_code == 200
 
     stats = zerobounce.stats()
     assert stats["batch_refusals"] == 2
     assert stats["max_batch_calls_in_60s"] == 6
     assert stats["credits_used"] == 6
+
+
+def test_a_key_over_the_batch_limit_stays_blocked_for_an_hour_and_other_keys_do_not(
+        clock: FakeClock) -> None:
+    with serving(ZeroBounceServer(api_keys={"zb-key", "zb-other"}, clock=clock)) as server, \
+            httpx.Client(base_url=server.url + "/v2") as http:
+        for _ in range(5):
+            assert batch(http, ["valid.a@pearlapps.com.sg"]).status_code == 200
+        assert batch(http, ["valid.a@pearlapps.com.sg"]).status_code == 429
+        clock.now += 59 * 60
+        late = batch(http, ["valid.a@pearlapps.com.sg"])
+        assert late.status_code == 429 and "blocked" in late.json()["error"]
+        assert batch(http, ["valid.a@pearlapps.com.sg"], api_key="zb-other").status_code == 200
+        clock.now += 61
+        assert batch(http, ["valid.a@pearlapps.com.sg"]).status_code == 200
 
 
 def test_running_out_of_credits_turns_into_the_error_body(clock: FakeClock) -> None:
