@@ -4,8 +4,10 @@ client's resource, and what a call costs.
 ZeroBounce reports most errors as HTTP 200 with ``{"error": …}``, so answers are judged by their
 body, not their status code. A 429 or an error that speaks of a block is :class:`ZeroBounceThrottled`;
 5xx, transport failures and unreadable answers are :class:`ZeroBounceUnavailable`; any other error
-body (a bad key, no credits) is :class:`ZeroBounceRejected`. Nothing is retried here: a batch is
-billed, and the caller decides whether to try again another night.
+body (a bad key, no credits) is :class:`ZeroBounceRejected`. A call is retried by the shared policy
+of :mod:`nightly_pipeline.vendors.retrying` only when it was provably not processed (throttled, 5xx,
+connection refused), since a batch is billed; what is still unverified after that is verified on a
+later night.
 
 The key is a query parameter on GET calls, so it is part of the URL: error messages name the
 endpoint only, and httpx's request log lines have the key masked.
@@ -25,6 +27,7 @@ from pydantic import PrivateAttr
 
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.retrying import CallRetry, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
 DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
@@ -41,6 +44,10 @@ class ZeroBounceError(RuntimeError):
 class ZeroBounceThrottled(ZeroBounceError):
     """ZeroBounce refused the call for its rate limit or blocked the key for a while."""
 
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class ZeroBounceUnavailable(ZeroBounceError):
     """No usable answer. ``maybe_charged`` is True when the request may have been processed
@@ -53,6 +60,15 @@ class ZeroBounceUnavailable(ZeroBounceError):
 
 class ZeroBounceRejected(ZeroBounceError):
     """An error body such as an invalid key or an account out of credits."""
+
+
+def is_not_processed(error: BaseException) -> bool:
+    """Throttled, or unavailable before ZeroBounce could process (and bill) anything."""
+    return isinstance(error, ZeroBounceThrottled) or (
+        isinstance(error, ZeroBounceUnavailable) and not error.maybe_charged)
+
+
+ZEROBOUNCE_RETRY = CallRetry(is_not_processed, lambda error: getattr(error, "retry_after_s", None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +148,8 @@ class ZeroBounceClient:
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  bulk_base_url: str = DEFAULT_BULK_BASE_URL, timeout_s: float = 30.0,
-                 batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None,
+                 retry: CallRetry = ZEROBOUNCE_RETRY) -> None:
         if not api_key.strip():
             raise ValueError("a ZeroBounce API key is required")
         self._key = api_key.strip()
@@ -142,6 +159,7 @@ class ZeroBounceClient:
         self._batch_timeout_s = batch_timeout_s
         self._timeout_s = timeout_s
         self._transport = transport
+        self._retry = retry
         self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
@@ -194,6 +212,11 @@ class ZeroBounceClient:
 
     async def _call(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None = None,
                     json: Any = None, timeout: float | None = None) -> dict[str, Any]:
+        return await self._retry.acall(lambda: self._call_once(endpoint, method, url, params=params, json=json,
+                                                               timeout=timeout))
+
+    async def _call_once(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None,
+                         json: Any, timeout: float | None) -> dict[str, Any]:
         if self._http is None:
             raise RuntimeError("open the client on this event loop first: `async with zerobounce:`")
         extra = {"timeout": timeout} if timeout is not None else {}
@@ -213,7 +236,8 @@ class ZeroBounceClient:
         message = body.get("error") if isinstance(body, dict) else None
         if response.status_code == 429:
             detail = message if isinstance(message, str) and message else "rate limited"
-            raise ZeroBounceThrottled(f"ZeroBounce {endpoint} answered 429: {detail[:_MESSAGE_CHARS]}")
+            raise ZeroBounceThrottled(f"ZeroBounce {endpoint} answered 429: {detail[:_MESSAGE_CHARS]}",
+                                      retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 500:
             raise ZeroBounceUnavailable(f"ZeroBounce {endpoint} answered {response.status_code}")
         if isinstance(message, str) and message:
