@@ -2,7 +2,8 @@
 
 valid → deliverable; catch-all and unknown → risky (never counted as valid); invalid, spamtrap,
 abuse and do_not_mail → suppressed (never exported). No key, no budget or a vendor outage leaves
-addresses unverified until the next night instead of failing the run.
+addresses unverified until the next night instead of failing the run; the next night verifies them
+after its own (within its cap), and the Odoo sync then exports their contacts.
 """
 import asyncio
 
@@ -32,7 +33,12 @@ def verified_emails(context: dg.AssetExecutionContext, database: DatabaseResourc
     with night.transaction() as conn:
         by_company = contacts_db.contacts_of_companies(conn, company_ids)
         titles = preferred_titles(tenants_db.get_icp(conn), night.settings.lusha_preferred_titles)
-    emails = sorted({c.email for found in by_company.values() for c in found})
+        tonight_emails = sorted({c.email for found in by_company.values() for c in found})
+        # Earlier nights' addresses a ZeroBounce outage or throttle left unverified catch up here,
+        # after tonight's and within the run's verification cap.
+        earlier = contacts_db.unverified_addresses_elsewhere(
+            conn, company_ids, night.settings.zerobounce_max_verifications - len(tonight_emails))
+    emails = tonight_emails + earlier
     client = zerobounce.get_client()
 
     async def run() -> VerificationReport:

@@ -32,9 +32,12 @@ class CompanyRunRecord:
 
 
 def done_company_ids(conn: psycopg.Connection, run_id: uuid.UUID) -> set[int]:
-    """Companies this run already finished: a re-run resumes instead of paying again (errors retry)."""
+    """Companies this run already finished: a re-run resumes instead of paying again. A company that
+    failed or came out degraded (a vendor throttled, a crawl that failed, a site too thin) is not
+    finished, so the re-run tries it again."""
     rows = conn.execute("""SELECT company_id FROM company_enrichment_runs
-                           WHERE tenant_id = current_tenant_id() AND run_id = %s AND outcome <> 'error'""",
+                           WHERE tenant_id = current_tenant_id() AND run_id = %s AND outcome <> 'error'
+                             AND NOT degraded""",
                         (run_id,)).fetchall()
     return {r["company_id"] for r in rows}
 
