@@ -17,10 +17,11 @@ from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.settings import SKIPPED
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.contacts import assign_primary_contacts
 from nightly_pipeline.stages.verification import VerificationReport, verify_emails
-from nightly_pipeline.vendors.zerobounce import ZeroBounceResource
+from nightly_pipeline.vendors.zerobounce import NullZeroBounceClient, ZeroBounceResource
 
 
 @dg.asset(partitions_def=tenant_day_partitions, deps=[contacts], kinds={"python"},
@@ -39,7 +40,7 @@ def verified_emails(context: dg.AssetExecutionContext, database: DatabaseResourc
         earlier = contacts_db.unverified_addresses_elsewhere(
             conn, company_ids, night.settings.zerobounce_max_verifications - len(tonight_emails))
     emails = tonight_emails + earlier
-    client = zerobounce.get_client()
+    client = NullZeroBounceClient(SKIPPED) if night.settings.skips("zerobounce") else zerobounce.get_client()
 
     async def run() -> VerificationReport:
         async with client:
