@@ -171,7 +171,8 @@ class OdooClient:
     Odoo becomes :class:`OdooUnavailable`, while Odoo's own refusals (``odoorpc.error.RPCError``)
     pass through for the caller to judge."""
 
-    def __init__(self, odoo: odoorpc.ODOO, where: str, *, retries: tuple[CallRetry, CallRetry] | None = None) -> None:
+    def __init__(self, odoo: odoorpc.ODOO, where: str, *,
+                 retries: tuple[CallRetry, CallRetry] | None = None) -> None:
         self._odoo = odoo
         self.where = where
         self.rpc_calls = 0
