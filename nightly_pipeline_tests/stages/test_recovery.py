@@ -63,20 +63,23 @@ def test_a_tavily_429_storm_leaves_companies_degraded_and_a_rerun_fills_them(loa
         manifest = targets_db.get_manifest(conn, dt.date.fromisoformat(DAY))
         first = enrichment_db.run_records(conn, manifest.run_id)
         done = enrichment_db.done_company_ids(conn, manifest.run_id)
-    # Tavily's web search finds the websites ACRA does not list; the storm refused every search.
-    unfound = {r.company_id for r in first if r.outcome == "no_website"}
-    assert unfound, "no company needed Tavily tonight: the storm proves nothing"
+    stormed = {r.company_id for r in first if any("rate limited by Tavily" in reason for reason in r.reasons)}
+    assert stormed, "no company needed Tavily tonight: the storm proves nothing"
     assert set(statuses(sandbox.tavily)) == {429}
-    assert all(r.degraded for r in first if r.company_id in unfound)
-    assert not unfound & done
+    assert all(r.degraded for r in first if r.company_id in stormed)
+    assert not stormed & done
+    assert done, "companies the storm did not touch stay done"
 
     faults(sandbox.tavily)
+    sandbox.tavily.reset()
     rerun = materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="12")
     assert metadata(rerun, "crawl_corpus")["resumed_from_earlier_attempt"] == len(done)
+    assert statuses(sandbox.tavily) and set(statuses(sandbox.tavily)) == {200}
     with loaded_db.tenant(tenant) as conn:
         second = {r.company_id: r for r in enrichment_db.run_records(conn, manifest.run_id)}
-    found_now = {cid for cid in unfound if second[cid].outcome != "no_website"}
-    assert found_now, "the re-run did not look for the websites the storm hid"
+        done_now = enrichment_db.done_company_ids(conn, manifest.run_id)
+    assert not any("Tavily" in reason for cid in stormed for reason in second[cid].reasons)
+    assert stormed <= done_now
 
 
 def test_a_zerobounce_outage_night_is_verified_and_exported_the_next_night(loaded_db, db_target, sandbox,
