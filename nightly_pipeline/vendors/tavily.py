@@ -6,6 +6,7 @@ be read; a call Tavily refused or that never reached it counts none. The credits
 out, since they may echo the request.
 """
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -118,14 +119,16 @@ class RetryingTavilyClient(TavilyClient):
     The retry sleeps in the calling thread; the stage makes these calls in worker threads.
     """
 
-    def __init__(self, api_key: str, *, api_base_url: str, retry: CallRetry = TAVILY_RETRY) -> None:
+    def __init__(self, api_key: str, *, api_base_url: str, retry: CallRetry = TAVILY_RETRY,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         session = requests.Session()
         session.hooks["response"].append(_remember_retry_after)
         super().__init__(api_key=api_key, api_base_url=api_base_url, session=session)
         self._retry = retry
+        self._sleep = sleep
 
     def _retried(self, call: Callable[[], T]) -> T:
-        return self._retry.call(call)
+        return self._retry.call(call, sleep=self._sleep)
 
     def search(self, *args: Any, **kwargs: Any) -> Any:
         return self._retried(lambda: super(RetryingTavilyClient, self).search(*args, **kwargs))
