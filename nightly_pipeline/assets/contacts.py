@@ -44,6 +44,8 @@ def contacts(context: dg.AssetExecutionContext, database: DatabaseResource, pipe
             return await find_contacts(records, night, client, preferred_titles=titles)
 
     report = asyncio.run(run())
+    if night.settings.skips("lusha") and not any(SKIPPED in cause for cause in report.degradations):
+        report.degradations.append(f"Lusha {SKIPPED}")
     night.record_stage("contacts", report.to_dict(), report.degradations)
     with night.transaction() as conn:
         by_company = contacts_db.contacts_of_companies(conn, night.company_ids)

@@ -49,6 +49,8 @@ def verified_emails(context: dg.AssetExecutionContext, database: DatabaseResourc
     report = asyncio.run(run())
     # A primary found suppressed tonight gives way to the next best address.
     assign_primary_contacts(night, company_ids, titles)
+    if night.settings.skips("zerobounce") and not any(SKIPPED in cause for cause in report.degradations):
+        report.degradations.append(f"ZeroBounce {SKIPPED}")
     night.record_stage("verified_emails", report.to_dict(), report.degradations)
     with night.transaction() as conn:
         primary = contacts_db.primary_contacts(conn, company_ids)
