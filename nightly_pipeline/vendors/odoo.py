@@ -44,7 +44,7 @@ _PASSWORD_POSITION = {"common": 2, "object": 2, "db": 0}
 # limit, or a gateway that could not hand it to Odoo. Only these are retried for a ``create``, which
 # is not idempotent; a timeout or a reset mid-create fails the step instead, and the step's retry
 # finds what the lost call may have created through the sync's matching.
-_NOT_CARRIED_OUT = frozenset({429, 502, 503, 504})
+_NOT_CARRIED_OUT = frozenset({429, 502, 503})
 _METHODS_SAFE_TO_REPEAT = frozenset({"search_read", "search", "read", "search_count", "fields_get", "write"})
 
 

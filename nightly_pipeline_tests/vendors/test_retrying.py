@@ -112,6 +112,7 @@ def _http_error(status, retry_after=None):
     (_http_error(502), True, True),
     (_http_error(503), True, True),
     (_http_error(500), True, False),
+    (_http_error(504), True, False),
     (_http_error(404), False, False),
     (ConnectionRefusedError(), True, True),
     (urllib.error.URLError(ConnectionRefusedError()), True, True),
