@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from nightly_pipeline.assets.daily_targets import choose, night_cap
 from nightly_pipeline.clock import today_in_singapore
@@ -116,6 +117,9 @@ def plan_runs(settings: Settings, *, run_date: dt.date, tenant_ids: Sequence[int
               dry_run: bool = False) -> list[PlannedRun]:
     """The runs to start, each with the run's target limit; a dry run adds each run's preview and
     neither migrates nor writes."""
+    if dry_run and settings.database_url is None and not (Path(settings.dagster_home) / "pgdata").exists():
+        raise LookupError(f"no embedded database under {settings.dagster_home} yet, so nothing to preview; "
+                          "the first real run creates it")
     with open_database(settings, migrate_embedded=not dry_run) as db:
         runs = _planned(db, settings, run_date, tenant_ids, from_manifest, limit)
         if dry_run:

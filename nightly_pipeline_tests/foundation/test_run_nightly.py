@@ -50,3 +50,12 @@ def test_dry_run_prints_the_plan(three_tenants, db_env, capsys):
     assert [line for line in out.splitlines() if line.startswith("would run")] == [
         f"would run 2026-06-01|{three_tenants[0]} (a)", f"would run 2026-06-01|{three_tenants[1]} (b)"]
     assert main(["--from-manifest", "00000000-0000-0000-0000-000000000001"]) == 2
+
+
+def test_a_dry_run_creates_no_embedded_database(tmp_path, monkeypatch, capsys):
+    for name in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["--dry-run"]) == 2
+    assert "no embedded database under" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "pgdata").exists()
