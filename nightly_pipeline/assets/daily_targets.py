@@ -5,6 +5,7 @@ of a retried or resumed night works on the same companies. A run launched with a
 (``run_nightly.py --limit N``) chooses at most N targets for a new manifest, and processes only the
 first N targets of an existing one (the manifest itself is kept whole for later runs).
 """
+import datetime as dt
 
 import dagster as dg
 from pydantic import Field
@@ -21,7 +22,6 @@ from nightly_pipeline.settings import Settings
 from nightly_pipeline.settings_resource import PipelineSettings
 
 
-
 class DailyTargetsConfig(dg.Config):
     """Per-run options; the nightly schedule sets none."""
 
@@ -34,7 +34,8 @@ def night_cap(tenant_cap: int | None, settings: Settings, limit: int | None) -> 
     return min(cap, limit) if limit is not None else cap
 
 
-def choose(candidates: list[Candidate], run_date, cap: int, settings: Settings) -> list[Target]:
+def choose(candidates: list[Candidate], run_date: dt.date, cap: int, settings: Settings) -> list[Target]:
+    """Tonight's targets, with the staleness window of the settings."""
     return choose_targets(candidates, run_date=run_date, cap=cap, stale_after_days=settings.stale_after_days)
 
 
