@@ -5,6 +5,7 @@ of a retried or resumed night works on the same companies. A run launched with a
 (``run_nightly.py --limit N``) chooses at most N targets for a new manifest, and processes only the
 first N targets of an existing one (the manifest itself is kept whole for later runs).
 """
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -76,7 +77,8 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
             candidate_count = None
         # Every run says how much of the manifest it processes, so a limit lasts one run only.
         targets_db.set_run_limit(conn, manifest.run_id, config.limit)
-        manifest = targets_db.get_manifest(conn, part.run_date)
+        created = manifest.created
+        manifest = dataclasses.replace(targets_db.get_manifest(conn, part.run_date), created=created)
         processed = manifest.company_ids_to_process
         details = acra_db.companies_by_id(conn, processed)
     rows = [{"company": details[cid].name, "uen": details[cid].uen,
