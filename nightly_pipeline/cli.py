@@ -184,6 +184,16 @@ def cmd_tenant_disable(settings: Settings, args: argparse.Namespace) -> None:
     print(f"tenant {args.tenant_id} disabled; it gets no more nightly runs")
 
 
+def cmd_tenant_enable(settings: Settings, args: argparse.Namespace) -> None:
+    with open_database(settings) as db, administrator_transaction(db.target) as admin:
+        tenants_db.set_status(admin, args.tenant_id, "active")
+    with _dagster_instance(settings) as instance:
+        key = tenant_key(args.tenant_id)
+        if not instance.has_dynamic_partition("tenants", key):
+            instance.add_dynamic_partitions("tenants", [key])
+    print(f"tenant {args.tenant_id} enabled; it gets nightly runs again")
+
+
 def _emit(rows: list[dict], columns: Sequence[str], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=2, default=str))
@@ -327,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     disable = tenant.add_parser("disable", help="stop scheduling a tenant")
     disable.add_argument("tenant_id", type=_tenant_id)
     disable.set_defaults(func=cmd_tenant_disable)
+    enable = tenant.add_parser("enable", help="schedule a disabled tenant again")
+    enable.add_argument("tenant_id", type=_tenant_id)
+    enable.set_defaults(func=cmd_tenant_enable)
 
     for name, func, help_text in (("shortlist", cmd_shortlist, "print a tenant's shortlist"),
                                   ("targets", cmd_targets, "print a tenant's daily targets")):

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
@@ -130,11 +131,13 @@ class NightLauncher:
         return entry is not None and entry.code_location is not None
 
     def submit(self, db: Database, tenant_id: int, run_date: dt.date, *, requested_by: str | None = None,
-               settings_overrides: Mapping[str, str] | None = None) -> NightRun:
+               settings_overrides: Mapping[str, str] | None = None,
+               run_config: Mapping[str, Any] | None = None) -> NightRun:
         """Queue the tenant's night, unless a run of it is already queued or running (then that run).
 
         ``settings_overrides`` (non-secret settings by variable name, e.g. SHORTLIST_DAILY_CAP) go in
-        the run's config for the settings resource, so they hold wherever the run executes.
+        the run's config for the settings resource, so they hold wherever the run executes;
+        ``run_config`` (op config such as daily_targets' ``limit``) is merged beside them.
 
         An advisory lock per tenant and date in the app database makes check-and-submit atomic for
         every submitter sharing that database, in this process or another.
@@ -148,15 +151,18 @@ class NightLauncher:
             key = tenant_key(tenant_id)
             if not self.instance.has_dynamic_partition(TENANTS, key):
                 self.instance.add_dynamic_partitions(TENANTS, [key])
-            run_id, status = self._launch(night_tags(tenant_id, run_date, requested_by), settings_overrides)
+            run_id, status = self._launch(night_tags(tenant_id, run_date, requested_by), settings_overrides,
+                                          run_config)
         log.info("queued night %s as Dagster run %s", partition_key(run_date, tenant_id), run_id)
         return NightRun(tenant_id, run_date, run_id, status, created=True)
 
-    def _launch(self, tags: Mapping[str, str], settings_overrides: Mapping[str, str] | None = None) -> tuple[str, str]:
+    def _launch(self, tags: Mapping[str, str], settings_overrides: Mapping[str, str] | None = None,
+                extra_config: Mapping[str, Any] | None = None) -> tuple[str, str]:
         from dagster_graphql.cli import execute_query
 
-        run_config = ({"resources": {"pipeline_settings": {"config": {"overrides": dict(settings_overrides)}}}}
-                      if settings_overrides else {})
+        run_config: dict[str, Any] = dict(extra_config or {})
+        if settings_overrides:
+            run_config["resources"] = {"pipeline_settings": {"config": {"overrides": dict(settings_overrides)}}}
         params = {"selector": {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY,
                                "jobName": nightly_job.name},
                   "runConfigData": run_config,

@@ -15,6 +15,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALLOWED_SCHEMES = ("https", "http")
+# Sub-steps an operator can switch off for a night with SKIP_STEPS.
+SKIPPABLE_STEPS = ("tavily", "lusha", "zerobounce", "extraction", "odoo_sync")
+SKIPPED = "skipped by SKIP_STEPS"
 MIN_DOMAIN_INTERVAL_S = 0.5
 
 
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     sched_tenant_include: CsvIntList = []
     sched_tenant_exclude: CsvIntList = []
     default_tenant_id: int | None = Field(None, ge=1)
+    # A company targeted longer ago than this is due again (complete or not).
+    stale_after_days: int = Field(30, ge=0)
+    skip_steps: CsvList = []
 
     # Crawl and extraction
     crawl_max_pages: int = Field(6, ge=0, le=50)
@@ -140,6 +146,16 @@ class Settings(BaseSettings):
             ids.append(int(part))
         return ids
 
+    @field_validator("skip_steps", mode="before")
+    @classmethod
+    def _skip_steps_csv(cls, value: Any) -> list[str]:
+        steps = [step.lower() for step in _csv(value)]
+        unknown = [step for step in steps if step not in SKIPPABLE_STEPS]
+        if unknown:
+            raise ValueError(f"a comma-separated list of {', '.join(SKIPPABLE_STEPS)}, got unknown "
+                             f"{', '.join(repr(step) for step in unknown)}")
+        return list(dict.fromkeys(steps))
+
     @field_validator("lusha_preferred_titles", mode="before")
     @classmethod
     def _titles_csv(cls, value: Any) -> list[str]:
@@ -207,6 +223,12 @@ class Settings(BaseSettings):
             raise ValueError(f"SCHED_TENANT_INCLUDE and SCHED_TENANT_EXCLUDE: expected disjoint lists, "
                              f"tenants {sorted(both)} are in both")
         return self
+
+    def skips(self, step: str) -> bool:
+        """Whether SKIP_STEPS switches ``step`` off for this run."""
+        if step not in SKIPPABLE_STEPS:
+            raise ValueError(f"{step!r} is not a step SKIP_STEPS can name")
+        return step in self.skip_steps
 
     @property
     def daily_cap(self) -> int:

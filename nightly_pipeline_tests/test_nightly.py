@@ -47,7 +47,8 @@ def test_from_manifest_resumes_that_tenant_and_date(three_tenants, db, db_env):
 def test_dry_run_prints_the_plan(three_tenants, db_env, capsys):
     assert main(["--dry-run", "--date", "2026-06-01"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == [f"would run 2026-06-01|{three_tenants[0]} (a)", f"would run 2026-06-01|{three_tenants[1]} (b)"]
+    assert [line for line in out.splitlines() if line.startswith("would run")] == [
+        f"would run 2026-06-01|{three_tenants[0]} (a)", f"would run 2026-06-01|{three_tenants[1]} (b)"]
     assert main(["--from-manifest", "00000000-0000-0000-0000-000000000001"]) == 2
 
 
@@ -75,7 +76,7 @@ def test_run_nightly_beside_a_running_run_of_the_tenant_waits_for_it_and_never_s
                                                    tags=night_tags(tenant, night)))
         planned = nightly.PlannedRun(tenant, "a", night)
         with NightLauncher(instance) as launcher:
-            submitted = nightly.submit_runs(launcher, db, [planned], limit=None)
+            submitted = nightly.submit_runs(launcher, db, [planned])
             assert list(submitted) == [elsewhere.run_id]
             # The other run ends while run_nightly waits for it (it was cancelled elsewhere).
             ender = threading.Thread(target=instance.report_run_canceled, args=(elsewhere,))
@@ -95,11 +96,19 @@ def test_without_a_daemon_run_nightly_takes_its_runs_off_the_queue_and_waits_for
 
     settings = load_settings()
     night = dt.date.today() - dt.timedelta(days=1)
-    [outcome] = nightly.run_all(settings, [nightly.PlannedRun(three_tenants[0], "a", night)], limit=1)
+    [outcome] = nightly.run_all(settings, [nightly.PlannedRun(three_tenants[0], "a", night, limit=1)])
     assert outcome.created and outcome.status in ("SUCCESS", "FAILURE")
     assert "no dagster-daemon is running" in capsys.readouterr().out
     with dg.DagsterInstance.get() as instance:
         [record] = night_runs(instance, three_tenants[0], night)
         assert record.dagster_run.run_id == outcome.run_id
-        assert record.dagster_run.run_config["resources"]["pipeline_settings"]["config"]["overrides"] == {
-            "SHORTLIST_DAILY_CAP": "1"}
+        assert record.dagster_run.run_config["ops"]["daily_targets"]["config"] == {"limit": 1}
+
+
+def test_a_dry_run_creates_no_embedded_database(tmp_path, monkeypatch, capsys):
+    for name in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["--dry-run"]) == 2
+    assert "no embedded database under" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "pgdata").exists()

@@ -78,6 +78,14 @@ def test_cli_round_trip(db_env, db, capsys, tmp_path, monkeypatch):
         assert instance.get_dynamic_partitions("tenants") == []
     assert "disabled" in cli(capsys, "tenant", "list")[1]
 
+    code, out, _ = cli(capsys, "tenant", "enable", "1")
+    assert code == 0 and "enabled" in out
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions("tenants") == ["1"]
+    with db.tenant(1) as conn:
+        assert tenants_db.get_tenant(conn).status == "active"
+    assert "disabled" not in cli(capsys, "tenant", "list")[1]
+
 
 def test_cli_errors_are_one_line(db_env, capsys, monkeypatch):
     monkeypatch.setenv("SCHED_START_CRON", "every night")

@@ -64,3 +64,25 @@ def test_bad_database_url_value_is_not_echoed():
     with pytest.raises(SettingsError) as err:
         load_settings({"DATABASE_URL": "postgresql://u:pw-secret@h/db", "DATABASE_APP_ROLE": "Not A Role"})
     assert "pw-secret" not in str(err.value)
+
+
+def test_skip_steps_and_staleness():
+    settings = load_settings({"SKIP_STEPS": " Tavily,odoo_sync,tavily ", "STALE_AFTER_DAYS": "7"})
+    assert settings.skip_steps == ["tavily", "odoo_sync"]
+    assert settings.skips("tavily") and not settings.skips("lusha")
+    assert settings.stale_after_days == 7
+    defaults = load_settings({})
+    assert defaults.skip_steps == [] and defaults.stale_after_days == 30
+    with pytest.raises(ValueError, match="not a step SKIP_STEPS can name"):
+        defaults.skips("crawl")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SKIP_STEPS": "lusha,crawl"}, "SKIP_STEPS: expected a comma-separated list of tavily, lusha, zerobounce, "
+                                    "extraction, odoo_sync, got unknown 'crawl'"),
+    ({"STALE_AFTER_DAYS": "-1"}, "STALE_AFTER_DAYS: expected a number >= 0"),
+])
+def test_bad_controls_are_refused_naming_the_variable(env, message):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert str(caught.value).startswith(message)

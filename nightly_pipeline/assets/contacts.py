@@ -16,9 +16,10 @@ from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.icp import parse_icp
 from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.settings import SKIPPED
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.contacts import ContactsReport, find_contacts
-from nightly_pipeline.vendors.lusha import LushaResource
+from nightly_pipeline.vendors.lusha import LushaResource, NullLushaClient
 
 
 def preferred_titles(icp_payload: dict | None, default: list[str]) -> list[str]:
@@ -36,13 +37,15 @@ def contacts(context: dg.AssetExecutionContext, database: DatabaseResource, pipe
     with night.transaction() as conn:
         records = enrichment_db.run_records(conn, night.run_id)
         titles = preferred_titles(tenants_db.get_icp(conn), night.settings.lusha_preferred_titles)
-    client = lusha.get_client()
+    client = NullLushaClient(SKIPPED) if night.settings.skips("lusha") else lusha.get_client()
 
     async def run() -> ContactsReport:
         async with client:
             return await find_contacts(records, night, client, preferred_titles=titles)
 
     report = asyncio.run(run())
+    if night.settings.skips("lusha") and not any(SKIPPED in cause for cause in report.degradations):
+        report.degradations.append(f"Lusha {SKIPPED}")
     night.record_stage("contacts", report.to_dict(), report.degradations)
     with night.transaction() as conn:
         by_company = contacts_db.contacts_of_companies(conn, night.company_ids)

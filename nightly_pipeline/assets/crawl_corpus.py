@@ -19,10 +19,11 @@ from nightly_pipeline.db.enrichment import RunRecord
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.partitions import tenant_day_partitions
+from nightly_pipeline.settings import SKIPPED
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.crawl import crawl_targets, vendor_degradations
-from nightly_pipeline.vendors.openai import OpenAIResource
-from nightly_pipeline.vendors.tavily import TavilyResource
+from nightly_pipeline.vendors.openai import NullOpenAIChat, OpenAIResource
+from nightly_pipeline.vendors.tavily import NullTavilyClient, TavilyResource
 
 STEP = "crawl_corpus"
 
@@ -74,6 +75,10 @@ def crawl_corpus(context: dg.AssetExecutionContext, database: DatabaseResource, 
     context.log.info("crawl_corpus for tenant %s on %s: %d targets, %d already done in this run", night.tenant_id,
                      night.run_date, len(night.company_ids), len(done))
     tavily_client, chat = tavily.get_client(), openai.get_client()
+    if night.settings.skips("tavily"):
+        tavily_client = NullTavilyClient(SKIPPED)
+    if night.settings.skips("extraction"):
+        chat = NullOpenAIChat(SKIPPED, model=chat.model_name)
     asyncio.run(crawl_targets(night, [companies[cid] for cid in todo_ids], tavily=tavily_client, chat=chat,
                               logger=context.log))
     with night.transaction() as conn:

@@ -1,10 +1,15 @@
 """Stage 3: tonight's capped target set and its run manifest in ``enrichment_runs``.
 
 A re-run of the same partition reuses the manifest instead of choosing anew, so every later stage
-of a retried or resumed night works on the same companies.
+of a retried or resumed night works on the same companies. A run launched with a target limit
+(``run_nightly.py --limit N``) chooses at most N targets for a new manifest, and processes only the
+first N targets of an existing one (the manifest itself is kept whole for later runs).
 """
+import dataclasses
+import datetime as dt
 
 import dagster as dg
+from pydantic import Field
 
 from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.assets.icp_candidates import icp_candidates
@@ -12,12 +17,27 @@ from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.resource import DatabaseResource
-from nightly_pipeline.domain.targets import choose_targets
+from nightly_pipeline.domain.targets import Candidate, Target, choose_targets
 from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.settings_resource import PipelineSettings
 
-STALE_AFTER_DAYS = 30
+
+class DailyTargetsConfig(dg.Config):
+    """Per-run options; the nightly schedule sets none."""
+
+    limit: int | None = Field(None, ge=1, description="at most this many targets processed by this run")
+
+
+def night_cap(tenant_cap: int | None, settings: Settings, limit: int | None) -> int:
+    """Targets for a new manifest: the tenant's cap (else the daily cap), never more than the run's limit."""
+    cap = tenant_cap or settings.daily_cap
+    return min(cap, limit) if limit is not None else cap
+
+
+def choose(candidates: list[Candidate], run_date: dt.date, cap: int, settings: Settings) -> list[Target]:
+    """Tonight's targets, with the staleness window of the settings."""
+    return choose_targets(candidates, run_date=run_date, cap=cap, stale_after_days=settings.stale_after_days)
 
 
 def vendor_caps(settings: Settings) -> dict[str, int]:
@@ -36,16 +56,16 @@ def vendor_availability(settings: Settings) -> dict[str, bool]:
 @dg.asset(partitions_def=tenant_day_partitions, deps=[icp_candidates], kinds={"postgres"},
           description="The tenant's capped target set for the night, recorded as a run manifest.")
 def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
-                  pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
+                  pipeline_settings: PipelineSettings, config: DailyTargetsConfig) -> dg.MaterializeResult:
     part = tenant_day(context)
     settings = pipeline_settings.settings
     with database.db.tenant(part.tenant_id) as conn:
         manifest = targets_db.get_manifest(conn, part.run_date)
         if manifest is None:
             tenant = tenants_db.get_tenant(conn)
-            cap = tenant.daily_cap or settings.daily_cap
+            cap = night_cap(tenant.daily_cap, settings, config.limit)
             candidates = targets_db.candidates_with_history(conn, part.run_date)
-            chosen = choose_targets(candidates, run_date=part.run_date, cap=cap, stale_after_days=STALE_AFTER_DAYS)
+            chosen = choose(candidates, part.run_date, cap, settings)
             manifest = targets_db.create_manifest(
                 conn, part.run_date, chosen,
                 caps={"daily_cap": cap, "crawl_max_pages": settings.crawl_max_pages,
@@ -55,10 +75,15 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
             candidate_count = len(candidates)
         else:
             candidate_count = None
-        details = acra_db.companies_by_id(conn, manifest.selected_company_ids)
+        # Every run says how much of the manifest it processes, so a limit lasts one run only.
+        targets_db.set_run_limit(conn, manifest.run_id, config.limit)
+        created = manifest.created
+        manifest = dataclasses.replace(targets_db.get_manifest(conn, part.run_date), created=created)
+        processed = manifest.company_ids_to_process
+        details = acra_db.companies_by_id(conn, processed)
     rows = [{"company": details[cid].name, "uen": details[cid].uen,
              "domain": details[cid].website_domain or "(to discover)",
-             "why": manifest.target_reasons.get(str(cid), "")} for cid in manifest.selected_company_ids]
+             "why": manifest.target_reasons.get(str(cid), "")} for cid in processed]
     context.log.info("tenant %s %s: %d targets (%s manifest %s)", part.tenant_id, part.run_date, len(rows),
                      "new" if manifest.created else "reused", manifest.run_id)
     metadata: dict = {
@@ -67,6 +92,8 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
         "manifest": "created" if manifest.created else "reused",
         "dagster/row_count": len(rows),
         "daily_cap": manifest.caps.get("daily_cap"),
+        "manifest_targets": len(manifest.selected_company_ids),
+        "run_limit": config.limit if config.limit is not None else "-",
         "preview": preview(rows, ["company", "uen", "domain", "why"]),
     }
     if candidate_count is not None:

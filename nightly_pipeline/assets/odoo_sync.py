@@ -17,6 +17,7 @@ from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.odoo_sync import OdooSync, SyncRecord, sync_and_record
 from nightly_pipeline.partitions import tenant_day_partitions
 from nightly_pipeline.scoring.score import buckets_at_or_above
+from nightly_pipeline.settings import SKIPPED
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.odoo import OdooConfigError, OdooLoginError, OdooResource, password_from_env
 
@@ -29,6 +30,11 @@ def odoo_sync(context: dg.AssetExecutionContext, database: DatabaseResource, pip
               odoo: OdooResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)
     settings = night.settings
+    if settings.skips("odoo_sync"):
+        night.record_stage("odoo_sync", {}, [f"Odoo sync {SKIPPED}: nothing exported tonight; re-run the "
+                                             "night without it to export"])
+        night.finish("partial", f"Odoo sync {SKIPPED}")
+        return dg.MaterializeResult(metadata={"skipped": SKIPPED})
     with night.transaction() as conn:
         connection = tenants_db.get_odoo_connection(conn)
         tenant = tenants_db.get_tenant(conn)

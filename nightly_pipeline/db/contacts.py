@@ -168,6 +168,20 @@ def cached_verifications(conn: psycopg.Connection, emails: Iterable[str], *,
     return {row["email"]: CachedVerification(**row) for row in rows}
 
 
+def unverified_addresses_elsewhere(conn: psycopg.Connection, company_ids: Iterable[int], limit: int) -> list[str]:
+    """Up to ``limit`` addresses of this tenant's contacts outside ``company_ids`` with no verdict yet,
+    the contacts found longest ago first (earlier nights' contacts a delayed verification left behind)."""
+    if limit <= 0:
+        return []
+    rows = conn.execute(
+        """SELECT ct.email FROM contacts ct
+           LEFT JOIN email_verification_cache v ON v.tenant_id = ct.tenant_id AND v.email = ct.email
+           WHERE ct.tenant_id = current_tenant_id() AND v.email IS NULL AND NOT (ct.company_id = ANY(%s))
+           GROUP BY ct.email ORDER BY min(ct.first_seen_at), ct.email LIMIT %s""",
+        (list(company_ids), limit)).fetchall()
+    return [row["email"] for row in rows]
+
+
 def put_verifications(conn: psycopg.Connection, records: Sequence[VerificationRecord]) -> None:
     if not records:
         return

@@ -190,7 +190,7 @@ def _reason(exc: psycopg.Error) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
-def ensure_schema(target: DatabaseTarget) -> None:
+def ensure_schema(target: DatabaseTarget, *, migrate_embedded: bool = True) -> None:
     """Check the schema version as the runtime role; migrate the embedded database when it is behind.
 
     The administrator's URL is used only to migrate: on the embedded database's first start (when
@@ -206,7 +206,7 @@ def ensure_schema(target: DatabaseTarget) -> None:
         pending = list(available_migrations())
     if not pending:
         return
-    if not target.embedded:
+    if not target.embedded or not migrate_embedded:
         missing = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
         raise DatabaseError(f"the database schema lacks migration(s) {missing}: run `nightly-pipeline db migrate`")
     server = psycopg.conninfo.conninfo_to_dict(target.admin_url)
@@ -227,9 +227,10 @@ def administrator_transaction(target: DatabaseTarget) -> Iterator[psycopg.Connec
 
 
 @contextlib.contextmanager
-def open_database(settings: Settings, *, max_size: int = 8) -> Iterator[Database]:
+def open_database(settings: Settings, *, max_size: int = 8, migrate_embedded: bool = True) -> Iterator[Database]:
+    """The app database; ``migrate_embedded=False`` refuses a schema that is behind instead of migrating."""
     with database_target(settings) as target:
-        ensure_schema(target)
+        ensure_schema(target, migrate_embedded=migrate_embedded)
         db = Database(target, max_size=max_size)
         try:
             yield db

@@ -32,9 +32,13 @@ class CompanyRunRecord:
 
 
 def done_company_ids(conn: psycopg.Connection, run_id: uuid.UUID) -> set[int]:
-    """Companies this run already finished: a re-run resumes instead of paying again (errors retry)."""
+    """Companies this run already finished: a re-run resumes instead of paying again. A company that
+    failed, or was degraded by something passing (a vendor's 429 or 5xx, a site that did not answer),
+    is not finished, so the re-run tries it again; one degraded for good (no website, robots.txt)
+    stays finished."""
     rows = conn.execute("""SELECT company_id FROM company_enrichment_runs
-                           WHERE tenant_id = current_tenant_id() AND run_id = %s AND outcome <> 'error'""",
+                           WHERE tenant_id = current_tenant_id() AND run_id = %s AND outcome <> 'error'
+                             AND NOT coalesce((signals ->> 'retry_next_run')::boolean, false)""",
                         (run_id,)).fetchall()
     return {r["company_id"] for r in rows}
 

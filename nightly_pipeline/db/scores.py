@@ -157,8 +157,10 @@ def put_rationale(conn: psycopg.Connection, feature_hash: str, rationale: str, s
 # -- Odoo sync -------------------------------------------------------------------------------------
 def records_to_sync(conn: psycopg.Connection, score_date: dt.date, buckets: Sequence[str], *,
                     include_unverified: bool) -> list[dict[str, Any]]:
-    """The night's scores in ``buckets``, plus companies whose last sync failed on an earlier night
-    (with their latest score), each with its company facts and contacts, best first.
+    """The night's scores in ``buckets``, plus companies whose last sync failed on an earlier night,
+    plus companies synced on an earlier night with an address verified deliverable since (a night
+    whose verification was delayed catches up here), each with its latest score, company facts and
+    contacts, best first.
 
     Contacts go with them when their address was verified deliverable, or, when the tenant allows
     it (``include_unverified``), when it was not verified or came back risky. Suppressed addresses
@@ -168,11 +170,16 @@ def records_to_sync(conn: psycopg.Connection, score_date: dt.date, buckets: Sequ
         """WITH tonight AS (
                SELECT * FROM lead_scores WHERE tenant_id = current_tenant_id() AND score_date = %(d)s),
            last_sync AS (
-               SELECT DISTINCT ON (company_id) company_id, error FROM odoo_sync_log
+               SELECT DISTINCT ON (company_id) company_id, error, created_at FROM odoo_sync_log
                WHERE tenant_id = current_tenant_id() ORDER BY company_id, log_id DESC),
            retry AS (
                SELECT DISTINCT ON (s.company_id) s.* FROM lead_scores s JOIN last_sync l USING (company_id)
-               WHERE s.tenant_id = current_tenant_id() AND s.score_date < %(d)s AND l.error IS NOT NULL
+               WHERE s.tenant_id = current_tenant_id() AND s.score_date < %(d)s
+                 AND (l.error IS NOT NULL
+                      OR EXISTS (SELECT 1 FROM contacts ct JOIN email_verification_cache v
+                                        ON v.tenant_id = ct.tenant_id AND v.email = ct.email
+                                 WHERE ct.tenant_id = current_tenant_id() AND ct.company_id = s.company_id
+                                   AND v.policy = 'deliverable' AND v.verified_at > l.created_at))
                  AND s.company_id NOT IN (SELECT company_id FROM tonight)
                ORDER BY s.company_id, s.score_date DESC),
            chosen AS (SELECT * FROM tonight UNION ALL SELECT * FROM retry)

@@ -46,15 +46,32 @@ def replace_icp_candidates(conn: psycopg.Connection, matches: list[IcpMatch], re
 
 
 def candidates_with_history(conn: psycopg.Connection, run_date: dt.date) -> list[Candidate]:
-    """Candidates with the last date an earlier manifest of this tenant selected them."""
+    """Candidates with the last date an earlier manifest of this tenant selected them, and what
+    that visit left: whether its crawl failed or was degraded, whether a contact was found, and
+    whether the primary contact's address has a verdict."""
     rows = conn.execute("""
         WITH history AS (
             SELECT unnest(selected_company_ids) AS company_id, max(run_date) AS last_targeted_on
-            FROM enrichment_runs WHERE tenant_id = current_tenant_id() AND run_date < %(d)s GROUP BY 1)
-        SELECT c.company_id, c.match_score, h.last_targeted_on
+            FROM enrichment_runs WHERE tenant_id = current_tenant_id() AND run_date < %(d)s GROUP BY 1),
+        last_crawl AS (
+            SELECT DISTINCT ON (r.company_id) r.company_id, (r.outcome = 'error' OR r.degraded) AS incomplete
+            FROM company_enrichment_runs r JOIN enrichment_runs e USING (tenant_id, run_id)
+            WHERE r.tenant_id = current_tenant_id() AND e.run_date < %(d)s
+            ORDER BY r.company_id, e.run_date DESC)
+        SELECT c.company_id, c.match_score, h.last_targeted_on,
+               coalesce(lc.incomplete, h.company_id IS NOT NULL) AS crawl_incomplete,
+               EXISTS (SELECT 1 FROM contacts ct WHERE ct.tenant_id = current_tenant_id()
+                       AND ct.company_id = c.company_id) AS has_contact,
+               EXISTS (SELECT 1 FROM contacts ct JOIN email_verification_cache v
+                              ON v.tenant_id = ct.tenant_id AND v.email = ct.email
+                       WHERE ct.tenant_id = current_tenant_id() AND ct.company_id = c.company_id
+                         AND ct.is_primary) AS primary_verified
         FROM icp_candidate_companies c LEFT JOIN history h USING (company_id)
+        LEFT JOIN last_crawl lc USING (company_id)
         WHERE c.tenant_id = current_tenant_id() ORDER BY c.company_id""", {"d": run_date}).fetchall()
-    return [Candidate(r["company_id"], float(r["match_score"]), r["last_targeted_on"]) for r in rows]
+    return [Candidate(r["company_id"], float(r["match_score"]), r["last_targeted_on"],
+                      crawl_incomplete=r["crawl_incomplete"], has_contact=r["has_contact"],
+                      primary_verified=r["primary_verified"]) for r in rows]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +86,12 @@ class Manifest:
     dagster_run_id: str | None
     status: str
     created: bool = False
+
+    @property
+    def company_ids_to_process(self) -> list[int]:
+        """The targets the current run works on: all, or the first ``run_limit`` of them."""
+        limit = self.caps.get("run_limit")
+        return list(self.selected_company_ids if limit is None else self.selected_company_ids[:int(limit)])
 
 
 def get_manifest(conn: psycopg.Connection, run_date: dt.date) -> Manifest | None:
@@ -103,6 +126,15 @@ def create_manifest(conn: psycopg.Connection, run_date: dt.date, targets: list[T
     manifest = get_manifest(conn, run_date)
     assert manifest is not None
     return dataclasses.replace(manifest, created=row is not None)
+
+
+def set_run_limit(conn: psycopg.Connection, run_id: uuid.UUID, limit: int | None) -> None:
+    """How many of the manifest's targets (in their order) the current run processes; ``None``: all.
+    The manifest's own choice is kept, so a later run without a limit processes all of it."""
+    conn.execute("""UPDATE enrichment_runs SET caps = CASE WHEN %(limit)s::int IS NULL THEN caps - 'run_limit'
+                                                     ELSE caps || jsonb_build_object('run_limit', %(limit)s::int) END
+                    WHERE tenant_id = current_tenant_id() AND run_id = %(run_id)s""",
+                 {"limit": limit, "run_id": run_id})
 
 
 def record_step(conn: psycopg.Connection, run_id: uuid.UUID, step: str, counters: dict,

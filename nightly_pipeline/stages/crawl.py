@@ -29,7 +29,7 @@ from nightly_pipeline.settings import Settings
 from nightly_pipeline.stages.discovery import DiscoveredWebsite, WebsiteDiscovery
 from nightly_pipeline.stages.extraction import ExtractionResult, Extractor
 from nightly_pipeline.stages.night import TenantNight
-from nightly_pipeline.stages.tavily_fallback import FallbackContent, TavilyFallback
+from nightly_pipeline.stages.tavily_fallback import FallbackContent, TavilyFallback, transient_failures
 from nightly_pipeline.vendors.openai import ChatClient
 from nightly_pipeline.vendors.paid_call import unavailable_reason
 from nightly_pipeline.vendors.tavily import NullTavilyClient
@@ -64,6 +64,10 @@ async def polite_crawler(settings: Settings, database_url: str) -> AsyncIterator
         yield crawler
 
 
+# Crawl outcomes that may go away by themselves (the site answered 5xx or 429, or not at all).
+TRANSIENT_CRAWL_OUTCOMES = frozenset({"unreachable", "error"})
+
+
 @dataclasses.dataclass
 class CompanyCrawl:
     """Everything the crawl stage learned about one company tonight."""
@@ -79,6 +83,14 @@ class CompanyCrawl:
     extraction: ExtractionResult
     reasons: list[str]
     headcount: Headcount = headcount_domain.UNKNOWN
+    # What failed tonight for a passing reason (a vendor's 429 or 5xx, a site that did not answer).
+    transient_failures: tuple[str, ...] = ()
+
+    @property
+    def retry_next_run(self) -> bool:
+        """Whether a re-run of the night should enrich the company again instead of keeping this."""
+        return bool(self.transient_failures) or (self.crawl is not None
+                                                 and self.crawl.outcome in TRANSIENT_CRAWL_OUTCOMES)
 
     @property
     def outcome(self) -> str:
@@ -156,6 +168,14 @@ class CrawlStage:
         self.corpus_char_limit = corpus_char_limit
 
     async def enrich(self, company: CompanyRow) -> CompanyCrawl:
+        with transient_failures() as tavily_failures:
+            result = await self._enrich(company)
+        if tavily_failures:
+            result.reasons.extend(tavily_failures)
+            result.transient_failures = tuple(tavily_failures)
+        return result
+
+    async def _enrich(self, company: CompanyRow) -> CompanyCrawl:
         reasons: list[str] = []
         domain = company.website_domain
         source = company.website_source or ("acra" if domain else None)
@@ -217,7 +237,7 @@ def run_record(result: CompanyCrawl, *, persist_corpus: bool) -> enrichment_db.C
     return enrichment_db.CompanyRunRecord(
         company_id=result.company_id, outcome=result.outcome, degraded=result.degraded,
         reasons=result.reasons + ([result.extraction.degraded_reason] if result.extraction.degraded_reason else []),
-        signals=result.signals_dict(), extraction=extraction, corpus_hash=result.extraction.corpus_hash,
+        signals={**result.signals_dict(), "retry_next_run": result.retry_next_run}, extraction=extraction, corpus_hash=result.extraction.corpus_hash,
         corpus=result.corpus if persist_corpus else None)
 
 

@@ -75,7 +75,7 @@ class TenantNight:
     @classmethod
     def of(cls, db: Database, manifest: targets_db.Manifest, settings: Settings) -> TenantNight:
         return cls(db, manifest.tenant_id, manifest.run_id, manifest.run_date, settings,
-                   tuple(manifest.selected_company_ids))
+                   tuple(manifest.company_ids_to_process))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:

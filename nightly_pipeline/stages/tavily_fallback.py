@@ -12,9 +12,11 @@ raise: they come back as empty content with a short reason that never contains t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -137,6 +139,23 @@ def _search_hits(response: Mapping[str, Any]) -> list[SearchHit]:
     return hits
 
 
+# The Tavily calls of the current task (one company's enrichment) that failed for a passing reason
+# (429, 5xx, timeout) even after their retries: the company is then worth another try by a re-run.
+_TRANSIENT_FAILURES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "tavily_transient_failures", default=None)
+
+
+@contextlib.contextmanager
+def transient_failures() -> Iterator[list[str]]:
+    """Collect the passing Tavily failures of the calls made inside the block, in this task."""
+    found: list[str] = []
+    token = _TRANSIENT_FAILURES.set(found)
+    try:
+        yield found
+    finally:
+        _TRANSIENT_FAILURES.reset(token)
+
+
 class TavilyFallback:
     """Budgeted Tavily calls for one tenant run; a :class:`NullTavilyClient` means no calls at all.
 
@@ -217,6 +236,9 @@ class TavilyFallback:
         if paid.error is not None:
             reason = tavily_vendor.describe_failure(paid.error)
             logger.warning("Tavily %s failed: %s", endpoint, reason)
+            collected = _TRANSIENT_FAILURES.get()
+            if collected is not None and tavily_vendor.is_transient(paid.error):
+                collected.append(f"Tavily {endpoint}: {reason}")
             return _CallOutcome(None, 0, True, reason,
                                 account_refused=isinstance(paid.error, tavily_vendor.ACCOUNT_ERRORS))
         response = paid.value

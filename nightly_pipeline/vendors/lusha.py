@@ -1,7 +1,8 @@
 """Lusha's v2 prospecting API: contact search (free) and enrich (one credit per revealed contact),
 the client's resource, and what a call costs.
 
-At most ``max_in_flight`` requests are on the wire at once. A 429 is retried after the wait Lusha
+At most ``max_in_flight`` requests are on the wire at once. Calls are retried by the shared policy of
+:mod:`nightly_pipeline.vendors.retrying` (three attempts by default). A 429 is retried after the wait Lusha
 names ("Reset in N seconds", or ``Retry-After`` when present) plus an exponentially widening full
 jitter, so concurrent workers refused together do not return together; a wait longer than
 ``max_wait_s`` (a daily quota) is not waited out but raised. Search is free and idempotent, so it
@@ -21,12 +22,11 @@ from typing import Any, Self
 import dagster as dg
 import httpx
 from pydantic import PrivateAttr
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
-from tenacity.wait import wait_base
 
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.rate_limits import UNLIMITED, CallLimiter, key_fingerprint
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
+from nightly_pipeline.vendors.retrying import MAX_ATTEMPTS, CallRetry
 
 DEFAULT_BASE_URL = "https://api.lusha.com"
 SEARCH_PATH = "/prospecting/contact/search"
@@ -37,7 +37,7 @@ VENDOR = "lusha"
 REQUESTS_BUCKET = "lusha.requests"
 MAX_ENRICH_IDS = 100
 MAX_PAGE_SIZE = 50
-DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_ATTEMPTS = MAX_ATTEMPTS
 _RESET_IN = re.compile(r"reset in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _MESSAGE_CHARS = 200
 
@@ -163,12 +163,8 @@ def _error_for(method: str, path: str, response: httpx.Response) -> LushaError:
     return LushaRequestError(text, status=status)
 
 
-class _WaitForReset(wait_base):
-    """The part of the wait Lusha asked for; the jitter is added on top."""
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        return getattr(error, "retry_after_s", None) or 0.0
+def _retry_after_of(error: BaseException) -> float | None:
+    return getattr(error, "retry_after_s", None)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -293,29 +289,27 @@ class LushaClient:
         return EnrichResult(request_id, tuple(contacts), tuple(failed), attempts)
 
     # -- transport ---------------------------------------------------------------------------
-    def _retryable(self, idempotent: bool) -> Callable[[BaseException], bool]:
-        def should_retry(error: BaseException) -> bool:
+    def _retry(self, idempotent: bool) -> CallRetry:
+        def is_transient(error: BaseException) -> bool:
             if isinstance(error, LushaRateLimited):
-                return error.retry_after_s is None or error.retry_after_s <= self._max_wait_s
+                return True
             if isinstance(error, LushaUnavailable):
                 return idempotent or not error.sent
             return False
-        return should_retry
+        return CallRetry(is_transient, _retry_after_of, max_attempts=self._max_attempts,
+                         base_wait_s=self._backoff_base_s, max_backoff_s=self._max_wait_s,
+                         max_retry_after_s=self._max_wait_s)
 
     async def _post(self, path: str, body: Mapping[str, Any], *, idempotent: bool) -> tuple[dict[str, Any], int]:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=_WaitForReset() + wait_random_exponential(multiplier=self._backoff_base_s, max=self._max_wait_s),
-            retry=retry_if_exception(self._retryable(idempotent)),
-            sleep=self._sleep,
-            reraise=True,
-        )
         attempts = 0
+
+        def count(attempt: int) -> None:
+            nonlocal attempts
+            attempts = attempt
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    payload = await self._post_once(path, body)
+            payload = await self._retry(idempotent).acall(lambda: self._post_once(path, body), sleep=self._sleep,
+                                                          on_attempt=count)
         except LushaError as error:
             error.attempts = attempts
             raise

@@ -14,6 +14,7 @@ import copy
 import http.client
 import logging
 import os
+import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from pydantic import Field
 
 from nightly_pipeline.db.tenants import OdooConnection
 from nightly_pipeline.domain.odoo_connection import OdooConnectionRejected, check_odoo_connection
+from nightly_pipeline.vendors.retrying import CallRetry, parse_retry_after
 
 # urllib's URLError and HTTPError (5xx), refused or reset connections and timeouts are all OSErrors;
 # a connection dropped mid-reply surfaces as an http.client exception.
@@ -36,6 +38,47 @@ MASK = "**********"
 # (login, authenticate: db, login, password, …) and ``object`` (execute, execute_kw: db, uid,
 # password, …). The ``db`` service's methods take the master password first.
 _PASSWORD_POSITION = {"common": 2, "object": 2, "db": 0}
+
+
+# Answers of Odoo or of the proxy in front of it that mean the request was not carried out: a rate
+# limit, or a gateway that could not hand it to Odoo. Only these are retried for a ``create``, which
+# is not idempotent; a timeout or a reset mid-create fails the step instead, and the step's retry
+# finds what the lost call may have created through the sync's matching.
+_NOT_CARRIED_OUT = frozenset({429, 502, 503})
+_METHODS_SAFE_TO_REPEAT = frozenset({"search_read", "search", "read", "search_count", "fields_get", "write"})
+
+
+def _http_status(error: BaseException) -> int | None:
+    return error.code if isinstance(error, urllib.error.HTTPError) else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """A rate limit, a 5xx, a timeout or a dropped connection: worth asking again."""
+    status = _http_status(error)
+    if status is not None:
+        return status == 429 or status >= 500
+    return isinstance(error, TRANSPORT_ERRORS)
+
+
+def is_not_carried_out(error: BaseException) -> bool:
+    """Transient, and provably not acted on by Odoo (safe to repeat even for a ``create``)."""
+    status = _http_status(error)
+    if status is not None:
+        return status in _NOT_CARRIED_OUT
+    reason = getattr(error, "reason", None)
+    return isinstance(error, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError)
+
+
+def retry_after_of(error: BaseException) -> float | None:
+    if isinstance(error, urllib.error.HTTPError) and error.headers is not None:
+        return parse_retry_after(error.headers.get("Retry-After"))
+    return None
+
+
+def odoo_retries(*, base_wait_s: float, max_attempts: int) -> tuple[CallRetry, CallRetry]:
+    """``(for calls safe to repeat, for creates)``."""
+    return (CallRetry(is_transient, retry_after_of, max_attempts=max_attempts, base_wait_s=base_wait_s),
+            CallRetry(is_not_carried_out, retry_after_of, max_attempts=max_attempts, base_wait_s=base_wait_s))
 
 
 class OdooError(RuntimeError):
@@ -128,18 +171,26 @@ class OdooClient:
     Odoo becomes :class:`OdooUnavailable`, while Odoo's own refusals (``odoorpc.error.RPCError``)
     pass through for the caller to judge."""
 
-    def __init__(self, odoo: odoorpc.ODOO, where: str) -> None:
+    def __init__(self, odoo: odoorpc.ODOO, where: str, *,
+                 retries: tuple[CallRetry, CallRetry] | None = None) -> None:
         self._odoo = odoo
         self.where = where
         self.rpc_calls = 0
+        self._retry, self._retry_create = retries or odoo_retries(base_wait_s=1.0, max_attempts=3)
 
     def call(self, model: str, method: str, *args: Any, context: Mapping[str, Any] | None = None,
              **kwargs: Any) -> Any:
-        """``model.method(*args, **kwargs)`` in the user's context (``context`` adds to it)."""
-        self.rpc_calls += 1
+        """``model.method(*args, **kwargs)`` in the user's context (``context`` adds to it); a
+        transient failure is retried (see :mod:`nightly_pipeline.vendors.retrying`)."""
         merged = {**self._odoo.env.context, **(context or {})}
+        retry = self._retry if method in _METHODS_SAFE_TO_REPEAT else self._retry_create
+
+        def count(_: int) -> None:
+            self.rpc_calls += 1
+
         try:
-            return self._odoo.execute_kw(model, method, list(args), {**kwargs, "context": merged})
+            return retry.call(lambda: self._odoo.execute_kw(model, method, list(args), {**kwargs, "context": merged}),
+                              on_attempt=count)
         except TRANSPORT_ERRORS as exc:
             raise OdooUnavailable(f"Odoo unreachable at {self.where}: {type(exc).__name__}: {exc}") from exc
 
@@ -159,19 +210,27 @@ class OdooResource(dg.ConfigurableResource):
     """Connects to a tenant's Odoo over JSON-RPC; holds no credentials itself."""
 
     timeout_s: float = Field(30.0, gt=0)
+    retry_attempts: int = Field(3, ge=1, description="attempts per JSON-RPC call before Odoo counts as unreachable")
+    retry_base_wait_s: float = Field(1.0, ge=0, description="scale of the jittered exponential backoff")
 
     def connect(self, connection: OdooConnection, password: str) -> OdooClient:
         """A logged-in client. Unreachable → :class:`OdooUnavailable`; refused login → :class:`OdooLoginError`."""
         protocol, host, port = endpoint(connection.url)
         where = f"{host}:{port}"
-        try:
+        retries = odoo_retries(base_wait_s=self.retry_base_wait_s, max_attempts=self.retry_attempts)
+
+        def log_in() -> odoorpc.ODOO:
             # version unset: the constructor asks the server, so any supported Odoo release works.
             odoo = odoorpc.ODOO(host, protocol=protocol, port=port, timeout=self.timeout_s)
             odoo.login(connection.db_name, connection.username, password)
+            return odoo
+
+        try:
+            odoo = retries[0].call(log_in)
         except TRANSPORT_ERRORS as exc:
             raise OdooUnavailable(f"Odoo unreachable at {where}: {type(exc).__name__}: {exc}") from exc
         except odoorpc.error.RPCError:
             # Odoo's message can echo the request; say only which login failed.
             raise OdooLoginError(f"Odoo at {where} refused the login of {connection.username!r} "
                                  f"to database {connection.db_name!r}") from None
-        return OdooClient(odoo, where)
+        return OdooClient(odoo, where, retries=retries)

@@ -5,8 +5,10 @@ be read; a call Tavily refused or that never reached it counts none. The credits
 (``usage.credits``) go into the ledger's status line. Failure descriptions leave exception messages
 out, since they may echo the request.
 """
-from collections.abc import Mapping
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import dagster as dg
 import requests
@@ -16,6 +18,7 @@ from tavily.errors import (
     BadRequestError,
     ForbiddenError,
     InvalidAPIKeyError,
+    TavilyKeylessLimitError,
     UsageLimitExceededError,
 )
 from tavily.errors import TimeoutError as TavilyTimeoutError
@@ -23,6 +26,7 @@ from tavily.errors import TimeoutError as TavilyTimeoutError
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 from nightly_pipeline.vendors.rate_limits import key_fingerprint
+from nightly_pipeline.vendors.retrying import CallRetry, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 NO_KEY = "no TAVILY_API_KEY"
@@ -79,6 +83,69 @@ def billed_for_error(error: Exception, reserved: int) -> Billed:
     return Billed(1 if isinstance(error, _ANSWERED_ERRORS) else 0, f"error: {type(error).__name__}")
 
 
+# -- retries -----------------------------------------------------------------------------------------
+T = TypeVar("T")
+# tavily-python raises a 429 without its response; the session's hook keeps the Retry-After of the
+# last 429 seen by this thread, and the retry (which runs in the calling thread) reads it.
+_last_429 = threading.local()
+
+
+def _remember_retry_after(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    _last_429.retry_after_s = parse_retry_after(response.headers.get("Retry-After")) \
+        if response.status_code == 429 else None
+    return response
+
+
+def is_transient(error: BaseException) -> bool:
+    """429 (not the keyless quota), 5xx, timeouts and connection failures."""
+    if isinstance(error, TavilyKeylessLimitError):
+        return False
+    if isinstance(error, (UsageLimitExceededError, TavilyTimeoutError, requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(error, requests.HTTPError):
+        return error.response is not None and error.response.status_code >= 500
+    return False
+
+
+def retry_after_of(error: BaseException) -> float | None:
+    return getattr(_last_429, "retry_after_s", None) if isinstance(error, UsageLimitExceededError) else None
+
+
+TAVILY_RETRY = CallRetry(is_transient, retry_after_of)
+
+
+class RetryingTavilyClient(TavilyClient):
+    """tavily-python's client whose search, extract and crawl retry transient failures per call.
+
+    The retry sleeps in the calling thread; the stage makes these calls in worker threads.
+    """
+
+    def __init__(self, api_key: str, *, api_base_url: str, retry: CallRetry = TAVILY_RETRY,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        session = requests.Session()
+        session.hooks["response"].append(_remember_retry_after)
+        super().__init__(api_key=api_key, api_base_url=api_base_url, session=session)
+        self._retry = retry
+        self._sleep = sleep
+
+    def _retried(self, call: Callable[[], T]) -> T:
+        return self._retry.call(call, sleep=self._sleep)
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retried(lambda: super(RetryingTavilyClient, self).search(*args, **kwargs))
+
+    def extract(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retried(lambda: super(RetryingTavilyClient, self).extract(*args, **kwargs))
+
+    def crawl(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retried(lambda: super(RetryingTavilyClient, self).crawl(*args, **kwargs))
+
+    def close(self) -> None:
+        # A session handed to tavily-python is the caller's to close.
+        super().close()
+        self.session.close()
+
+
 class NullTavilyClient(NullClient):
     """No Tavily tonight: no fallback content and no web search."""
 
@@ -105,7 +172,7 @@ class TavilyResource(dg.ConfigurableResource):
             self._client = NullTavilyClient(NO_KEY)
             return
         base_url = self.base_url or settings.tavily_base_url or DEFAULT_BASE_URL
-        self._client = TavilyClient(api_key=key, api_base_url=base_url.rstrip("/"))
+        self._client = RetryingTavilyClient(key, api_base_url=base_url.rstrip("/"))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:

@@ -4,8 +4,10 @@ client's resource, and what a call costs.
 ZeroBounce reports most errors as HTTP 200 with ``{"error": …}``, so answers are judged by their
 body, not their status code. A 429 or an error that speaks of a block is :class:`ZeroBounceThrottled`;
 5xx, transport failures and unreadable answers are :class:`ZeroBounceUnavailable`; any other error
-body (a bad key, no credits) is :class:`ZeroBounceRejected`. Nothing is retried here: a batch is
-billed, and the caller decides whether to try again another night.
+body (a bad key, no credits) is :class:`ZeroBounceRejected`. A call is retried by the shared policy
+of :mod:`nightly_pipeline.vendors.retrying` only when it was provably not processed (throttled, 5xx,
+connection refused), since a batch is billed; what is still unverified after that is verified on a
+later night.
 
 The key is a query parameter on GET calls, so it is part of the URL: error messages name the
 endpoint only, and httpx's request log lines have the key masked.
@@ -26,6 +28,7 @@ from pydantic import PrivateAttr
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient
 from nightly_pipeline.vendors.rate_limits import UNLIMITED, CallLimiter, KeyBlocked, key_fingerprint
+from nightly_pipeline.vendors.retrying import CallRetry, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.zerobounce.net/v2"
 DEFAULT_BULK_BASE_URL = "https://bulkapi.zerobounce.net/v2"
@@ -48,6 +51,18 @@ class ZeroBounceError(RuntimeError):
 class ZeroBounceThrottled(ZeroBounceError):
     """ZeroBounce refused the call for its rate limit or blocked the key for a while."""
 
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ZeroBounceBatchRefused(ZeroBounceThrottled):
+    """A batch call over the key's limit: ZeroBounce now blocks the key for an hour, so no retry helps."""
+
+
+class ZeroBounceKeyBlocked(ZeroBounceThrottled):
+    """The key is blocked by the vendor for longer than any retry waits: every process keeps off it."""
+
 
 class ZeroBounceUnavailable(ZeroBounceError):
     """No usable answer. ``maybe_charged`` is True when the request may have been processed
@@ -60,6 +75,17 @@ class ZeroBounceUnavailable(ZeroBounceError):
 
 class ZeroBounceRejected(ZeroBounceError):
     """An error body such as an invalid key or an account out of credits."""
+
+
+def is_not_processed(error: BaseException) -> bool:
+    """Throttled, or unavailable before ZeroBounce could process (and bill) anything."""
+    if isinstance(error, (ZeroBounceBatchRefused, ZeroBounceKeyBlocked)):
+        return False
+    return isinstance(error, ZeroBounceThrottled) or (
+        isinstance(error, ZeroBounceUnavailable) and not error.maybe_charged)
+
+
+ZEROBOUNCE_RETRY = CallRetry(is_not_processed, lambda error: getattr(error, "retry_after_s", None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +166,8 @@ class ZeroBounceClient:
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  bulk_base_url: str = DEFAULT_BULK_BASE_URL, timeout_s: float = 30.0,
                  batch_timeout_s: float = 150.0, transport: httpx.AsyncBaseTransport | None = None,
-                 block_s: float = DEFAULT_BLOCK_S) -> None:
+                 block_s: float = DEFAULT_BLOCK_S,
+                 retry: CallRetry = ZEROBOUNCE_RETRY) -> None:
         if not api_key.strip():
             raise ValueError("a ZeroBounce API key is required")
         self._key = api_key.strip()
@@ -155,6 +182,7 @@ class ZeroBounceClient:
         self._batch_timeout_s = batch_timeout_s
         self._timeout_s = timeout_s
         self._transport = transport
+        self._retry = retry
         self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
@@ -176,8 +204,7 @@ class ZeroBounceClient:
             await http.aclose()
 
     async def validate(self, email: str) -> Validation:
-        await self._acquire(SINGLE_BUCKET)
-        body = await self._call("validate", "GET", f"{self._base_url}/validate",
+        body = await self._call(SINGLE_BUCKET, "validate", "GET", f"{self._base_url}/validate",
                                 params={_KEY_PARAM: self._key, "email": email, "ip_address": ""})
         return _validation(body, "validate")
 
@@ -186,10 +213,11 @@ class ZeroBounceClient:
             raise ValueError(f"validatebatch takes 1..{MAX_BATCH_SIZE} addresses, got {len(emails)}")
         payload = {_KEY_PARAM: self._key,
                    "email_batch": [{"email_address": email, "ip_address": None} for email in emails]}
-        await self._acquire(BATCH_BUCKET)
         try:
-            body = await self._call("validatebatch", "POST", f"{self._bulk_base_url}/validatebatch", json=payload,
-                                    timeout=self._batch_timeout_s)
+            body = await self._call(BATCH_BUCKET, "validatebatch", "POST", f"{self._bulk_base_url}/validatebatch",
+                                    json=payload, timeout=self._batch_timeout_s)
+        except ZeroBounceKeyBlocked:
+            raise
         except ZeroBounceThrottled as error:
             await self.limiter.block(KEY_BLOCK, self.block_s, str(error))
             raise
@@ -202,8 +230,7 @@ class ZeroBounceClient:
                            errors)
 
     async def credits(self) -> int:
-        await self._acquire(SINGLE_BUCKET)
-        body = await self._call("getcredits", "GET", f"{self._base_url}/getcredits", params={_KEY_PARAM: self._key})
+        body = await self._call(SINGLE_BUCKET, "getcredits", "GET", f"{self._base_url}/getcredits", params={_KEY_PARAM: self._key})
         try:
             credits = int(str(body.get("Credits")))
         except ValueError:
@@ -216,12 +243,20 @@ class ZeroBounceClient:
         try:
             await self.limiter.acquire(bucket)
         except KeyBlocked as error:
-            raise ZeroBounceThrottled(f"ZeroBounce: {error}") from None
+            raise ZeroBounceKeyBlocked(f"ZeroBounce: {error}") from None
 
-    async def _call(self, endpoint: str, method: str, url: str, *, params: Mapping[str, str] | None = None,
-                    json: Any = None, timeout: float | None = None) -> dict[str, Any]:
+    async def _call(self, bucket: str, endpoint: str, method: str, url: str, *,
+                    params: Mapping[str, str] | None = None, json: Any = None,
+                    timeout: float | None = None) -> dict[str, Any]:
+        return await self._retry.acall(lambda: self._call_once(bucket, endpoint, method, url, params=params,
+                                                               json=json, timeout=timeout))
+
+    async def _call_once(self, bucket: str, endpoint: str, method: str, url: str, *,
+                         params: Mapping[str, str] | None, json: Any, timeout: float | None) -> dict[str, Any]:
         if self._http is None:
             raise RuntimeError("open the client on this event loop first: `async with zerobounce:`")
+        # Every attempt, a retry included, waits for its own slot in the key's windows.
+        await self._acquire(bucket)
         extra = {"timeout": timeout} if timeout is not None else {}
         try:
             response = await self._http.request(method, url, params=params, json=json, **extra)
@@ -239,7 +274,9 @@ class ZeroBounceClient:
         message = body.get("error") if isinstance(body, dict) else None
         if response.status_code == 429:
             detail = message if isinstance(message, str) and message else "rate limited"
-            raise ZeroBounceThrottled(f"ZeroBounce {endpoint} answered 429: {detail[:_MESSAGE_CHARS]}")
+            refusal = ZeroBounceBatchRefused if endpoint == "validatebatch" else ZeroBounceThrottled
+            raise refusal(f"ZeroBounce {endpoint} answered 429: {detail[:_MESSAGE_CHARS]}",
+                                      retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 500:
             raise ZeroBounceUnavailable(f"ZeroBounce {endpoint} answered {response.status_code}")
         if isinstance(message, str) and message:

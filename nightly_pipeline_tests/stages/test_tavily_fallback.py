@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pytest
 from tavily import TavilyClient
+from tavily.errors import UsageLimitExceededError
 
 from nightly_pipeline.crawl.crawler import SiteCrawler
 from nightly_pipeline.crawl.signals import decode_html, main_text
@@ -17,10 +18,11 @@ from nightly_pipeline.stages.tavily_fallback import (
     SearchHit,
     TavilyFallback,
 )
-from nightly_pipeline_sandbox.runner import Sandbox
+from nightly_pipeline_sandbox.base import FaultConfig
+from nightly_pipeline_sandbox.runner import SANDBOX_KEYS, Sandbox
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.night import TenantNight
-from nightly_pipeline.vendors.tavily import NullTavilyClient, TavilyResource
+from nightly_pipeline.vendors.tavily import NullTavilyClient, RetryingTavilyClient, TavilyResource
 from nightly_pipeline_tests.kit.discovery import (
     crawler_config,
     plain_sites,
@@ -228,3 +230,21 @@ def test_the_resource_uses_its_own_values_else_the_settings(monkeypatch: pytest.
     assert isinstance(default_url, TavilyClient) and default_url.base_url == "https://api.tavily.com"
     resource = TavilyResource(settings=PipelineSettings())
     assert "tvly-abc" not in repr(resource)
+
+
+# -- per-call retries -----------------------------------------------------------------------------------------
+def test_a_throttled_call_is_retried_after_the_wait_tavily_names(sandbox: Sandbox) -> None:
+    waits: list[float] = []
+    client = RetryingTavilyClient(SANDBOX_KEYS["TAVILY_API_KEY"], api_base_url=sandbox.tavily.url, sleep=waits.append)
+    sandbox.tavily.reset()
+    saved = sandbox.tavily.faults
+    sandbox.tavily.faults = FaultConfig(rate_429=1.0, retry_after_s=2)
+    try:
+        with pytest.raises(UsageLimitExceededError):
+            client.search("anything Singapore", max_results=1)
+    finally:
+        sandbox.tavily.faults = saved
+    assert [r.status for r in sandbox.tavily.request_log] == [429, 429, 429]
+    assert len(waits) == 2 and all(wait >= 2 for wait in waits)
+    assert client.search("anything Singapore", max_results=1)["results"] is not None
+    client.close()

@@ -47,6 +47,8 @@ class FaultConfig:
     rate_429: float = 0.0
     rate_5xx: float = 0.0
     retry_after_s: int = 1
+    # 503 for a vendor having a bad minute; 502 for a gateway in front of it that lost the upstream.
+    status_5xx: int = 503
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,7 @@ class SandboxServer(abc.ABC):
         if r < self.faults.rate_429:
             return 429
         if r < self.faults.rate_429 + self.faults.rate_5xx:
-            return 503
+            return self.faults.status_5xx
         return None
 
     @web.middleware

@@ -217,7 +217,7 @@ def main() -> int:
             runs = [PlannedRun(tenant_id, name, run_date) for tenant_id, name in tenants]
             print(f"Materializing every asset for {', '.join(r.key for r in runs)}, "
                   f"{settings.sched_tenant_concurrency} tenants at a time…")
-            outcomes = run_all(settings, runs, limit=None)
+            outcomes = run_all(settings, runs)
             failures = [o for o in outcomes if o.returncode != 0]
             for outcome in outcomes:
                 print(f"  {outcome.run.key} ({outcome.run.name}): "

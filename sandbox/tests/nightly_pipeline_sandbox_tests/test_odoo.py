@@ -381,6 +381,18 @@ def test_injected_5xx_faults_reach_odoorpc(own_server: OdooServer) -> None:
     assert failed.value.code == 503
 
 
+def test_a_gateway_in_front_of_odoo_answers_502_or_429_with_retry_after(own_server: OdooServer) -> None:
+    client = connect(own_server, "ops")
+    own_server.faults = FaultConfig(rate_5xx=1.0, status_5xx=502)
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        client.env["res.partner"].search([])
+    assert failed.value.code == 502
+    own_server.faults = FaultConfig(rate_429=1.0, retry_after_s=3)
+    with pytest.raises(urllib.error.HTTPError) as throttled:
+        client.env["res.partner"].search([])
+    assert throttled.value.code == 429 and throttled.value.headers["Retry-After"] == "3"
+
+
 def test_state_saved_to_a_file_survives_a_restart(loop, tmp_path):
     state = tmp_path / "odoo.json"
     first = OdooServer(databases={"crm": {"admin": ADMIN_PASSWORD}})
