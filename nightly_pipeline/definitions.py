@@ -9,7 +9,8 @@ from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.jobs import nightly_job
 from nightly_pipeline.vendors.odoo import OdooResource
 from nightly_pipeline.schedules import build_nightly_schedule
-from nightly_pipeline.sensors import tenant_registry_sensor
+from nightly_pipeline.sensors import (night_cancelled_sensor, night_failed_sensor, night_watch_sensor,
+                                      tenant_registry_sensor)
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.lusha import LushaResource
 from nightly_pipeline.vendors.openai import OpenAIResource
@@ -37,7 +38,7 @@ defs = dg.Definitions(
     assets=nightly_assets,
     jobs=[nightly_job],
     schedules=[build_nightly_schedule()],
-    sensors=[tenant_registry_sensor],
+    sensors=[tenant_registry_sensor, night_failed_sensor, night_cancelled_sensor, night_watch_sensor],
     resources=default_resources(),
     executor=dg.in_process_executor,
 )

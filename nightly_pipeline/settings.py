@@ -5,6 +5,7 @@ variable and what it expected; secrets are held as ``SecretStr`` so they never p
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -101,6 +102,11 @@ class Settings(BaseSettings):
     zerobounce_bulk_base_url: str = "https://bulkapi.zerobounce.net/v2"
     # Price of one charged unit per vendor (a query, a credit, a token), for cost per lead
     vendor_unit_costs: CsvPriceMap = {}
+
+    # Alerts: a night that ends failed or partial, or is not finished by NIGHT_SLA (HH:MM, Singapore
+    # time, on the night's date), is POSTed to ALERT_WEBHOOK_URL; the URL is a secret (Slack's are).
+    alert_webhook_url: SecretStr | None = None
+    night_sla: dt.time = dt.time(6, 0)
 
     # Admin API
     api_submissions_per_minute: int = Field(6, ge=1, le=10_000)
