@@ -33,7 +33,7 @@ MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER_S = 60.0
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]+@")
 _SECRET_QUERY = re.compile(r"(?i)\b(api_?key|apikey|token|password|secret|key)=([^&\s]+)")
-_SECRET_HEADER = re.compile(r"(?i)\b(authorization|api_key|x-api-key)(\"?\s*[:=]\s*\"?)(bearer\s+)?[^\s\",}]+")
+_SECRET_HEADER = re.compile(r"(?i)\b(authorization|api_key|x-api-key)(\"?\s*[:=]\s*\"?)(bearer\s+)?[^\s\",};&]+")
 MASK = "***"
 
 

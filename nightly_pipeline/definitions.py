@@ -4,6 +4,7 @@ from typing import Any
 import dagster as dg
 
 from nightly_pipeline import assets
+from nightly_pipeline.asset_checks import night_checks
 from nightly_pipeline.assets import NIGHTLY_GROUP
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.jobs import nightly_job
@@ -36,6 +37,7 @@ def default_resources(settings: Any = None, database: DatabaseResource | None = 
 
 defs = dg.Definitions(
     assets=nightly_assets,
+    asset_checks=night_checks,
     jobs=[nightly_job],
     schedules=[build_nightly_schedule()],
     sensors=[tenant_registry_sensor, night_failed_sensor, night_cancelled_sensor, night_watch_sensor],

@@ -13,7 +13,9 @@ import dagster as dg
 import pytest
 
 from nightly_pipeline import night_watch
+from nightly_pipeline.asset_checks import night_checks
 from nightly_pipeline.cli import main
+from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.db import night_stages as stages_db
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.definitions import default_resources, nightly_assets
@@ -39,6 +41,10 @@ def receiver(monkeypatch):
     with webhook_receiver() as running:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", running.url.replace("http://", "http://hookuser:hook-s3cret@"))
         yield running
+
+
+def sensor_resources(database: DatabaseResource) -> dict:
+    return {"database": database, "pipeline_settings": PipelineSettings()}
 
 
 def night_of(db, tenant: int):
@@ -98,18 +104,21 @@ def test_odoo_down_for_good_fails_the_night_and_alerts_once(loaded_db, db_target
 
             run = instance.get_run_by_id(result.run_id)
             failure = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[-1]
-            context = dg.build_run_status_sensor_context(
-                sensor_name="night_failed", dagster_event=failure.dagster_event, dagster_instance=instance,
-                dagster_run=run).for_run_failure()
             for _ in range(2):  # a second tick, and the watch sweep, send nothing more
-                night_failed_sensor(context, database=database,
-                                    pipeline_settings=PipelineSettings.configure_at_launch())
+                with dg.build_run_status_sensor_context(
+                        sensor_name="night_failed", dagster_event=failure.dagster_event, dagster_instance=instance,
+                        dagster_run=run, resources=sensor_resources(database)) as context:
+                    night_failed_sensor(context.for_run_failure())
             night_watch.watch(loaded_db, load_settings(), instance, dt.datetime.now(dt.timezone.utc))
     finally:
         sandbox.odoo.set_outage("none")
-    [alert] = receiver.bodies
+    [alert] = [body for body in receiver.bodies if body["run_date"] == DAY]
     assert (alert["tenant_id"], alert["run_date"], alert["status"], alert["stage"]) == (tenant, DAY, "failed",
                                                                                        "odoo_sync")
+    # The sweep also found that the tenant's night of today has not finished by NIGHT_SLA.
+    [late] = [body for body in receiver.bodies if body["run_date"] != DAY]
+    assert (late["outcome"], late["status"], late["run_date"]) == ("sla_missed", "not_started",
+                                                                   today_in_singapore().isoformat())
     assert "odoo_sync" in alert["text"] and "Odoo unreachable" in alert["error_summary"]
     assert secrets_in(receiver, sandbox_env) == []
     state, _ = night_of(loaded_db, tenant)
@@ -130,10 +139,11 @@ def test_a_cancelled_run_fails_its_night(loaded_db, db_target, db_env, sandbox, 
             state = stages_db.night_state(conn, RUN_DATE)
             stages_db.mark_running(conn, state.run_id, dagster_run_id=run.run_id, worker="elsewhere:1")
         instance.report_run_canceled(run)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="night_cancelled", dagster_event=None, dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(run.run_id))
-        night_cancelled_sensor(context, database=database, pipeline_settings=PipelineSettings.configure_at_launch())
+        canceled = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)[-1]
+        with dg.build_run_status_sensor_context(
+                sensor_name="night_cancelled", dagster_event=canceled.dagster_event, dagster_instance=instance,
+                dagster_run=instance.get_run_by_id(run.run_id), resources=sensor_resources(database)) as context:
+            night_cancelled_sensor(context)
     state, _ = night_of(loaded_db, tenant)
     assert (state.status, state.error_summary) == ("failed", "run cancelled") and state.finished_at is not None
     [alert] = receiver.bodies
@@ -175,10 +185,58 @@ def test_a_killed_run_is_failed_by_the_watch_and_the_next_run(loaded_db, db_targ
         assert state.error_summary == f"stage crawl_corpus: {night_watch.KILLED}"
         assert stages["crawl_corpus"].status == "failed"
         assert instance.get_run_by_id(dagster_run.run_id).status == dg.DagsterRunStatus.FAILURE
-        [alert] = receiver.bodies
+        [alert] = [body for body in receiver.bodies if body["run_date"] == DAY]
         assert alert["status"] == "failed" and alert["stage"] == "crawl_corpus"
 
     # The next run of the tenant takes the night over and finishes it.
     materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="6")
     state, stages = night_of(loaded_db, tenant)
     assert state.status == "succeeded" and stages["crawl_corpus"].attempts == 2
+
+
+def run_checks(db_target, tenant: int, assets, checks) -> dict:
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", [str(tenant)])
+        result = dg.materialize(
+            [*assets, *checks], instance=instance, partition_key=partition_key(DAY, tenant),
+            selection=dg.AssetSelection.all_asset_checks(),
+            resources=default_resources(PipelineSettings.configure_at_launch(),
+                                        DatabaseResource(database_url=db_target.app_url)))
+    return {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
+
+
+def test_asset_checks_pass_on_a_normal_night_and_fail_on_a_bad_state(loaded_db, db_target, db_env, sandbox,
+                                                                      sandbox_env, admin):
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE, odoo_url=sandbox.odoo_url, odoo_db="demo_software")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", [str(tenant)])
+        result = dg.materialize(
+            [*nightly_assets, *night_checks], instance=instance, partition_key=partition_key(DAY, tenant),
+            resources=default_resources(PipelineSettings.configure_at_launch(overrides={"SHORTLIST_DAILY_CAP": "3"}),
+                                        DatabaseResource(database_url=db_target.app_url)))
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {spec.name: True for check in night_checks for spec in check.check_specs}
+
+    state, _ = night_of(loaded_db, tenant)
+    admin.execute("UPDATE enrichment_runs SET caps = caps || '{\"daily_cap\": 1}' WHERE run_id = %s",
+                  (state.run_id,))
+    primary = admin.execute("SELECT email FROM contacts WHERE tenant_id = %s AND is_primary LIMIT 1",
+                            (tenant,)).fetchone()[0]
+    admin.execute("UPDATE email_verification_cache SET policy = 'suppressed' WHERE tenant_id = %s AND email = %s",
+                  (tenant, primary))
+    admin.execute("UPDATE lead_scores SET rationale = ' ' WHERE tenant_id = %s AND company_id = "
+                  "(SELECT min(company_id) FROM lead_scores WHERE tenant_id = %s)", (tenant, tenant))
+    admin.execute("INSERT INTO vendor_usage (tenant_id, run_id, vendor, endpoint, units_reserved, units_charged, "
+                  "status) VALUES (%s, %s, 'tavily', 'search', 1000, 1000, 'ok')", (tenant, state.run_id))
+    admin.execute("""UPDATE odoo_sync_log SET error = 'crafted' WHERE tenant_id = %s AND log_id =
+                     (SELECT max(log_id) FROM odoo_sync_log WHERE tenant_id = %s)""", (tenant, tenant))
+    bad = run_checks(db_target, tenant, nightly_assets, night_checks)
+    assert bad["targets_within_daily_cap"] == (False, dg.AssetCheckSeverity.ERROR)
+    assert bad["no_suppressed_primary"] == (False, dg.AssetCheckSeverity.ERROR)
+    assert bad["scores_in_range_with_rationale"] == (False, dg.AssetCheckSeverity.ERROR)
+    assert bad["spend_within_caps"] == (False, dg.AssetCheckSeverity.ERROR)
+    assert bad["odoo_sync_failures"] == (False, dg.AssetCheckSeverity.WARN)
+
+    admin.execute("UPDATE odoo_sync_log SET error = 'crafted' WHERE tenant_id = %s", (tenant,))
+    assert run_checks(db_target, tenant, nightly_assets, night_checks)["odoo_sync_failures"] == \
+        (False, dg.AssetCheckSeverity.ERROR)
