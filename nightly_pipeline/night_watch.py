@@ -110,7 +110,9 @@ def watch(db: Database, settings: Settings, instance: dg.DagsterInstance, now: d
         with db.tenant(tenant.tenant_id) as conn:
             unfinished = stages_db.unfinished_nights(conn)
         for night in unfinished:
-            counts["orphans_failed"] += fail_orphaned_night(db, instance, tenant.tenant_id, night.run_date)
+            if fail_orphaned_night(db, instance, tenant.tenant_id, night.run_date):
+                counts["orphans_failed"] += 1
+                counts["alerts_sent"] += alerts.alert_night(db, settings, tenant.tenant_id, night.run_date)
         with db.tenant(tenant.tenant_id) as conn:
             finished = stages_db.finished_nights_since(conn, today - dt.timedelta(days=1))
         for night in finished:
