@@ -170,11 +170,12 @@ def night_alert(db: Database, tenant_id: int, run_date: dt.date, outcome: str | 
         state = stages_db.night_state(conn, run_date)
         if state is None and outcome != "sla_missed":
             return None
-        stage = None
-        if state is not None:
-            failed = [s.stage for s in stages_db.stages(conn, state.run_id) if s.status in ("failed", "running")]
-            stage = failed[-1] if failed else None
+        recorded = stages_db.stages(conn, state.run_id) if state is not None else []
     status = state.status if state else "not_started"
+    # The stage to blame: the last that failed, or for a late night the one still running.
+    blamed = [s.stage for s in recorded
+              if s.status == "failed" and status == "failed" or s.status == "running" and outcome == "sla_missed"]
+    stage = blamed[-1] if blamed else None
     if outcome is None:
         if status not in ALERTED_STATUSES:
             return None

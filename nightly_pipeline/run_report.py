@@ -27,6 +27,11 @@ QUEUED_RUN = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED}
 ACTIVE_RUN = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
               dg.DagsterRunStatus.SUSPENDED}
 ENDED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+# The graph's stages in order; a run's other steps (its asset checks) are not stages.
+STAGES = ("companies", "icp_candidates", "daily_targets", "crawl_corpus", "contacts", "verified_emails",
+          "lead_scores", "odoo_sync")
+# A step's status in the event log, in the words of the stage table.
+STEP_STATUS = {"SUCCESS": "succeeded", "FAILURE": "failed", "SKIPPED": "skipped", "IN_PROGRESS": "running"}
 
 
 def _iso(value: dt.datetime | float | None) -> str | None:
@@ -71,7 +76,7 @@ def _stages(instance: dg.DagsterInstance, run_id: str | None) -> dict[str, dict[
         if step.start_time is not None and step.end_time is not None:
             seconds = round(step.end_time - step.start_time, 3)
         stages[step.step_key] = {"started_at": _iso(step.start_time), "finished_at": _iso(step.end_time),
-                                 "seconds": seconds, "status": step.status.value if step.status else None}
+                                 "seconds": seconds, "status": STEP_STATUS.get(step.status.value) if step.status else None}
     return stages
 
 
@@ -109,10 +114,14 @@ def night_report(db: Database, instance: dg.DagsterInstance, settings: Settings,
     runs = night_runs(instance, tenant_id, run_date)
     latest = runs[0] if runs else None
     timed = next((r for r in runs if r.start_time is not None), None)
-    stages = _recorded_stages(record) or _stages(instance, timed.dagster_run.run_id if timed else None)
+    # The stage table has each tenant-night stage; the event log adds the steps before the night (the
+    # ACRA refresh and ICP candidates) and stands in for nights recorded before the table existed.
+    logged = _stages(instance, timed.dagster_run.run_id if timed else None)
+    recorded = _recorded_stages(record)
+    stages = {name: recorded.get(name) or logged[name] for name in STAGES if name in recorded or name in logged}
     status = night_status(record, latest)
     error_summary = record.error_summary
-    failed_stages = [name for name, s in stages.items() if s["status"] in ("FAILURE", "failed")]
+    failed_stages = [name for name, s in stages.items() if s["status"] == "failed"]
     if status == "failed" and error_summary is None:
         where = f" at {', '.join(failed_stages)}" if failed_stages else ""
         error_summary = f"Dagster run {latest.dagster_run.run_id} ended {latest.dagster_run.status.value}{where}"

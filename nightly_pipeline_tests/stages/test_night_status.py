@@ -83,6 +83,20 @@ def test_a_normal_night_succeeds_with_its_stages_recorded_and_no_alert(loaded_db
     assert set(night["spend"]) <= {"openai", "tavily", "lusha", "zerobounce"} and night["spend"]
 
 
+def test_a_degraded_night_is_partial_and_alerted_once(loaded_db, db_target, db_env, sandbox, sandbox_env,
+                                                      receiver, monkeypatch):
+    monkeypatch.delenv("ZEROBOUNCE_API_KEY")
+    tenant = add_tenant(loaded_db, "acme", SOFTWARE, odoo_url=sandbox.odoo_url, odoo_db="demo_software")
+    materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="2")
+    materialize(db_target, nightly_assets, tenant, DAY, SHORTLIST_DAILY_CAP="2")  # the same outcome again
+    state, stages = night_of(loaded_db, tenant)
+    assert state.status == "partial" and "degradations" in state.error_summary
+    assert all(s.status == "succeeded" for s in stages.values())
+    [alert] = receiver.bodies
+    assert (alert["tenant_id"], alert["status"], alert["stage"]) == (tenant, "partial", None)
+    assert secrets_in(receiver, sandbox_env) == []
+
+
 def test_odoo_down_for_good_fails_the_night_and_alerts_once(loaded_db, db_target, db_env, sandbox, sandbox_env,
                                                              receiver):
     tenant = add_tenant(loaded_db, "acme", SOFTWARE, odoo_url=sandbox.odoo_url, odoo_db="demo_software")
