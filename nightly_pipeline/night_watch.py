@@ -20,6 +20,7 @@ from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import night_stages as stages_db
 from nightly_pipeline.db import tenants as tenants_db
+from nightly_pipeline.schedules import chosen_tenants
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.stages.night import worker_is_dead
 
@@ -106,6 +107,8 @@ def watch(db: Database, settings: Settings, instance: dg.DagsterInstance, now: d
     with db.shared() as conn:
         directory = [t for t in tenants_db.directory(conn) if t.schedulable]
     counts = {"orphans_failed": 0, "alerts_sent": 0, "sla_alerts_sent": 0}
+    # Only a night the schedule was to run tonight can be late.
+    scheduled = set(chosen_tenants([str(t.tenant_id) for t in directory], settings) if settings.sched_enabled else [])
     for tenant in directory:
         with db.tenant(tenant.tenant_id) as conn:
             unfinished = stages_db.unfinished_nights(conn)
@@ -120,6 +123,8 @@ def watch(db: Database, settings: Settings, instance: dg.DagsterInstance, now: d
             if night.status == "failed" and run is not None and run.status in IN_FLIGHT:
                 continue  # a stage failed and its retry may still finish the night
             counts["alerts_sent"] += alerts.alert_night(db, settings, tenant.tenant_id, night.run_date)
+        if str(tenant.tenant_id) not in scheduled:
+            continue
         with db.tenant(tenant.tenant_id) as conn:
             state = stages_db.night_state(conn, today)
         finished_status = state is not None and state.status in ("succeeded", "partial", "failed")

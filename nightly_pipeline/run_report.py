@@ -75,8 +75,9 @@ def _stages(instance: dg.DagsterInstance, run_id: str | None) -> dict[str, dict[
         seconds = None
         if step.start_time is not None and step.end_time is not None:
             seconds = round(step.end_time - step.start_time, 3)
+        status = STEP_STATUS.get(step.status.value) if step.status else None
         stages[step.step_key] = {"started_at": _iso(step.start_time), "finished_at": _iso(step.end_time),
-                                 "seconds": seconds, "status": STEP_STATUS.get(step.status.value) if step.status else None}
+                                 "seconds": seconds, "status": status}
     return stages
 
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import logging
 import os
 import socket
 import uuid
@@ -24,6 +25,8 @@ from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db.budget import Scope, VendorBudget
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.vendors.paid_call import VendorMeter
+
+log = logging.getLogger(__name__)
 
 Vendor = Literal["openai", "tavily", "lusha", "zerobounce"]
 
@@ -103,9 +106,13 @@ class TenantNight:
             yield
         except BaseException as exc:
             cause = describe_failure(exc)
-            with self.transaction() as conn:
-                stages_db.end_stage(conn, self.run_id, name, "failed", None, cause)
-                stages_db.fail_night(conn, self.run_id, f"stage {name} failed: {cause}", only_if_unfinished=False)
+            try:
+                with self.transaction() as conn:
+                    stages_db.end_stage(conn, self.run_id, name, "failed", None, cause)
+                    stages_db.fail_night(conn, self.run_id, f"stage {name} failed: {cause}",
+                                         only_if_unfinished=False)
+            except Exception:  # the database itself may be what failed: the stage's error comes first
+                log.exception("could not record the failure of stage %s of run %s", name, self.run_id)
             raise
         with self.transaction() as conn:
             stages_db.end_stage(conn, self.run_id, name, "succeeded", None, None)
