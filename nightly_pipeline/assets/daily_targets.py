@@ -6,8 +6,8 @@ of a retried or resumed night works on the same companies.
 
 import dagster as dg
 
-from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.alerts import alert_night
+from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import targets as targets_db
