@@ -237,12 +237,8 @@ def cmd_shortlist(settings: Settings, args: argparse.Namespace) -> None:
                  "verification", "odoo_partner_id", "odoo_lead_id"], args.format)
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}s"
-
-
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> None:
-    from nightly_pipeline.run_report import night_reports
+    from nightly_pipeline.run_report import format_nights, night_reports
 
     run_date = args.date or today_in_singapore()
     with open_database(settings) as db, _dagster_instance(settings) as instance:
@@ -250,26 +246,7 @@ def cmd_runs(settings: Settings, args: argparse.Namespace) -> None:
     if args.format == "json":
         print(json.dumps(nights, indent=2, default=str))
         return
-    if not nights:
-        print(f"no tenant nights for {run_date}")
-        return
-    rows = []
-    for n in nights:
-        spend = ", ".join(f"{vendor} {s['units']}" + (f" (${s['cost']:.2f})" if s["cost"] is not None else "")
-                          for vendor, s in n["spend"].items()) or "-"
-        total = sum(s["seconds"] or 0 for s in n["stages"].values()) if n["stages"] else None
-        rows.append((n["tenant_id"], n["tenant_name"], n["status"], n["targets"] if n["targets"] is not None else "-",
-                     n["shortlisted"], n["leads_created"] if n["leads_created"] is not None else "-",
-                     len(n["degradations"]), n["failures"]["crawl_errors"] + n["failures"]["odoo_errors"],
-                     _seconds(total), spend,
-                     "-" if n["cost_per_shortlisted_lead"] is None else f"${n['cost_per_shortlisted_lead']:.2f}",
-                     n["error_summary"] or ""))
-    print(tabulate(rows, headers=["tenant", "name", "status", "targets", "shortlisted", "leads created",
-                                  "degradations", "failures", "duration", "spend (units)", "cost/lead", "error"]))
-    for n in nights:
-        if n["stages"]:
-            stages = ", ".join(f"{name} {_seconds(s['seconds'])}" for name, s in n["stages"].items())
-            print(f"tenant {n['tenant_id']} stages ({n['dagster_run_id']}): {stages}")
+    print(format_nights(nights) if nights else f"no tenant nights for {run_date}")
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> None:

@@ -4,12 +4,14 @@ from typing import Any
 import dagster as dg
 
 from nightly_pipeline import assets
+from nightly_pipeline.asset_checks import night_checks
 from nightly_pipeline.assets import NIGHTLY_GROUP
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.jobs import nightly_job
 from nightly_pipeline.vendors.odoo import OdooResource
 from nightly_pipeline.schedules import build_nightly_schedule
-from nightly_pipeline.sensors import tenant_registry_sensor
+from nightly_pipeline.sensors import (night_cancelled_sensor, night_failed_sensor, night_watch_sensor,
+                                      tenant_registry_sensor)
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.vendors.lusha import LushaResource
 from nightly_pipeline.vendors.openai import OpenAIResource
@@ -35,9 +37,10 @@ def default_resources(settings: Any = None, database: DatabaseResource | None = 
 
 defs = dg.Definitions(
     assets=nightly_assets,
+    asset_checks=night_checks,
     jobs=[nightly_job],
     schedules=[build_nightly_schedule()],
-    sensors=[tenant_registry_sensor],
+    sensors=[tenant_registry_sensor, night_failed_sensor, night_cancelled_sensor, night_watch_sensor],
     resources=default_resources(),
     executor=dg.in_process_executor,
 )

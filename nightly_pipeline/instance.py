@@ -25,6 +25,15 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 
+# The daemon fails a run stuck starting or cancelling (its worker died), so the night_failed and
+# night_cancelled sensors mark its tenant-night failed; a run killed mid-step is caught by the
+# night_watch sensor, which checks the worker process itself (the default launcher cannot).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  poll_interval_seconds: 60
+
 run_retries:
   enabled: true
   max_retries: 1

@@ -238,6 +238,20 @@ def run_all(settings: Settings, runs: Sequence[PlannedRun]) -> list[RunOutcome]:
         return wait_for_runs(launcher, submitted)
 
 
+def print_night_summary(settings: Settings, runs: Sequence[PlannedRun]) -> bool:
+    """Print each run tenant's night as ``nightly-pipeline runs`` does; False when any night failed
+    (or never finished)."""
+    import dagster as dg
+
+    from nightly_pipeline.run_report import format_nights, night_report
+
+    ensure_dagster_home(settings)
+    with open_database(settings) as db, dg.DagsterInstance.get() as instance:
+        nights = [night_report(db, instance, settings, run.tenant_id, run.run_date) for run in runs]
+    print(format_nights(nights))
+    return all(n["status"] in ("succeeded", "partial") for n in nights)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_nightly.py", description=__doc__.splitlines()[0])
     parser.add_argument("--tenant", type=int, action="append", default=[], metavar="ID",
@@ -284,4 +298,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = "ok" if outcome.succeeded else f"FAILED ({outcome.status})"
         whose = "" if outcome.created else " (a run started elsewhere)"
         print(f"{outcome.run.key} {status} in {outcome.seconds:.1f} s, Dagster run {outcome.run_id}{whose}")
-    return 0 if all(o.succeeded for o in outcomes) else 1
+    nights_ok = print_night_summary(settings, runs)
+    return 0 if nights_ok and all(o.succeeded for o in outcomes) else 1

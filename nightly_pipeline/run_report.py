@@ -2,8 +2,9 @@
 
 What ``nightly-pipeline runs`` prints and ``GET /admin/runs`` returns. Tenant data comes from the
 night's manifest and the stage tables, read in the tenant's own transaction (row-level security);
-run status and stage timings come from the Dagster instance, whose event log records when each
-stage (a step of the run) started and finished.
+stage timings come from the product's own stage table (``enrichment_run_stages``), and for nights
+recorded before it existed from the Dagster event log, which records when each step of the run
+started and finished; the Dagster instance tells whether a run is queued or still running.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
+from tabulate import tabulate
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import runs as runs_db
@@ -25,6 +27,11 @@ QUEUED_RUN = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED}
 ACTIVE_RUN = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
               dg.DagsterRunStatus.SUSPENDED}
 ENDED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+# The graph's stages in order; a run's other steps (its asset checks) are not stages.
+STAGES = ("companies", "icp_candidates", "daily_targets", "crawl_corpus", "contacts", "verified_emails",
+          "lead_scores", "odoo_sync")
+# A step's status in the event log, in the words of the stage table.
+STEP_STATUS = {"SUCCESS": "succeeded", "FAILURE": "failed", "SKIPPED": "skipped", "IN_PROGRESS": "running"}
 
 
 def _iso(value: dt.datetime | float | None) -> str | None:
@@ -68,8 +75,21 @@ def _stages(instance: dg.DagsterInstance, run_id: str | None) -> dict[str, dict[
         seconds = None
         if step.start_time is not None and step.end_time is not None:
             seconds = round(step.end_time - step.start_time, 3)
+        status = STEP_STATUS.get(step.status.value) if step.status else None
         stages[step.step_key] = {"started_at": _iso(step.start_time), "finished_at": _iso(step.end_time),
-                                 "seconds": seconds, "status": step.status.value if step.status else None}
+                                 "seconds": seconds, "status": status}
+    return stages
+
+
+def _recorded_stages(record: runs_db.NightRecord) -> dict[str, dict[str, Any]]:
+    stages = {}
+    for stage in record.stages:
+        seconds = None
+        if stage.finished_at is not None:
+            seconds = round((stage.finished_at - stage.started_at).total_seconds(), 3)
+        stages[stage.stage] = {"started_at": _iso(stage.started_at), "finished_at": _iso(stage.finished_at),
+                               "seconds": seconds, "status": stage.status, "attempts": stage.attempts,
+                               "counters": stage.counters, "error": stage.error}
     return stages
 
 
@@ -95,10 +115,14 @@ def night_report(db: Database, instance: dg.DagsterInstance, settings: Settings,
     runs = night_runs(instance, tenant_id, run_date)
     latest = runs[0] if runs else None
     timed = next((r for r in runs if r.start_time is not None), None)
-    stages = _stages(instance, timed.dagster_run.run_id if timed else None)
+    # The stage table has each tenant-night stage; the event log adds the steps before the night (the
+    # ACRA refresh and ICP candidates) and stands in for nights recorded before the table existed.
+    logged = _stages(instance, timed.dagster_run.run_id if timed else None)
+    recorded = _recorded_stages(record)
+    stages = {name: recorded.get(name) or logged[name] for name in STAGES if name in recorded or name in logged}
     status = night_status(record, latest)
     error_summary = record.error_summary
-    failed_stages = [name for name, s in stages.items() if s["status"] == "FAILURE"]
+    failed_stages = [name for name, s in stages.items() if s["status"] == "failed"]
     if status == "failed" and error_summary is None:
         where = f" at {', '.join(failed_stages)}" if failed_stages else ""
         error_summary = f"Dagster run {latest.dagster_run.run_id} ended {latest.dagster_run.status.value}{where}"
@@ -150,3 +174,29 @@ def night_reports(db: Database, instance: dg.DagsterInstance, settings: Settings
         if tenant.schedulable or report["status"] != "not_started":
             reports.append(report)
     return reports
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def format_nights(nights: Sequence[dict[str, Any]]) -> str:
+    """The nights as a table, then each night's stage durations on a line of its own."""
+    rows = []
+    for n in nights:
+        spend = ", ".join(f"{vendor} {s['units']}" + (f" (${s['cost']:.2f})" if s["cost"] is not None else "")
+                          for vendor, s in n["spend"].items()) or "-"
+        total = sum(s["seconds"] or 0 for s in n["stages"].values()) if n["stages"] else None
+        rows.append((n["tenant_id"], n["tenant_name"], n["status"], n["targets"] if n["targets"] is not None else "-",
+                     n["shortlisted"], n["leads_created"] if n["leads_created"] is not None else "-",
+                     len(n["degradations"]), n["failures"]["crawl_errors"] + n["failures"]["odoo_errors"],
+                     _seconds(total), spend,
+                     "-" if n["cost_per_shortlisted_lead"] is None else f"${n['cost_per_shortlisted_lead']:.2f}",
+                     n["error_summary"] or ""))
+    lines = [tabulate(rows, headers=["tenant", "name", "status", "targets", "shortlisted", "leads created",
+                                     "degradations", "failures", "duration", "spend (units)", "cost/lead", "error"])]
+    for n in nights:
+        if n["stages"]:
+            stages = ", ".join(f"{name} {_seconds(s['seconds'])}" for name, s in n["stages"].items())
+            lines.append(f"tenant {n['tenant_id']} stages ({n['dagster_run_id']}): {stages}")
+    return "\n".join(lines)

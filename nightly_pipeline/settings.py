@@ -5,6 +5,7 @@ variable and what it expected; secrets are held as ``SecretStr`` so they never p
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -120,6 +121,10 @@ class Settings(BaseSettings):
     openai_tokens_per_minute: int = Field(200_000, ge=1)
     # A tenant run's lease lapses this long after its process last renewed it
     tenant_lease_ttl_s: float = Field(60.0, ge=5)
+    # Alerts: a night that ends failed or partial, or is not finished by NIGHT_SLA (HH:MM, Singapore
+    # time, on the night's date), is POSTed to ALERT_WEBHOOK_URL; the URL is a secret (Slack's are).
+    alert_webhook_url: SecretStr | None = None
+    night_sla: dt.time = dt.time(6, 0)
 
     # Admin API
     api_submissions_per_minute: int = Field(6, ge=1, le=10_000)

@@ -93,7 +93,7 @@ def test_sensor_partition_changes():
 
 
 def test_the_shipped_dagster_yaml_is_what_the_cli_writes():
-    shipped = (Path(__file__).resolve().parents[2] / "dagster.yaml").read_text()
+    shipped = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
     assert shipped == render_instance_yaml(load_settings({}))
     custom = render_instance_yaml(load_settings({"SCHED_TENANT_CONCURRENCY": "5"}))
     assert 'key: "dagster/partition/tenant"\n        limit: 5' in custom

@@ -104,7 +104,7 @@ def test_a_finished_night_reports_counts_degradations_spend_cost_and_stage_timin
     assert report["cost_per_shortlisted_lead"] == pytest.approx(0.0262)
     assert list(report["stages"]) == ["daily_targets", "odoo_sync"]
     for stage in report["stages"].values():
-        assert stage["status"] == "SUCCESS" and stage["seconds"] >= 0
+        assert stage["status"] == "succeeded" and stage["seconds"] >= 0
         assert dt.datetime.fromisoformat(stage["started_at"]) <= dt.datetime.fromisoformat(stage["finished_at"])
 
     unpriced = night_report(db, dg.DagsterInstance.ephemeral(), load_settings({"VENDOR_UNIT_COSTS": "tavily=0.01"}),
@@ -124,7 +124,7 @@ def test_a_night_that_died_in_a_stage_reads_failed_with_the_stage(db):
     assert report["status"] == "failed" and report["manifest_status"] == "selected"
     assert report["failures"]["failed_stages"] == ["odoo_sync"]
     assert report["error_summary"].endswith("ended FAILURE at odoo_sync")
-    assert report["stages"]["daily_targets"]["status"] == "SUCCESS"
+    assert report["stages"]["daily_targets"]["status"] == "succeeded"
 
 
 @pytest.mark.database

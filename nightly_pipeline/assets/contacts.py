@@ -8,7 +8,7 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._night import tonight
+from nightly_pipeline.assets._night import night_stage, tonight
 from nightly_pipeline.assets.crawl_corpus import crawl_corpus
 from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db import enrichment as enrichment_db
@@ -31,6 +31,7 @@ def preferred_titles(icp_payload: dict | None, default: list[str]) -> list[str]:
 @dg.asset(partitions_def=tenant_day_partitions, deps=[crawl_corpus], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
           description="Contacts per target (site first, Lusha fallback) with a primary contact each.")
+@night_stage
 def contacts(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
              lusha: LushaResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._night import tonight
+from nightly_pipeline.assets._night import night_stage, tonight
 from nightly_pipeline.assets.daily_targets import daily_targets
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import enrichment as enrichment_db
@@ -65,6 +65,7 @@ def _preview_rows(records: list[RunRecord]) -> list[dict]:
 @dg.asset(partitions_def=tenant_day_partitions, deps=[daily_targets], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
           description="Each target's website, crawl signals, corpus and AI-extracted profile.")
+@night_stage
 def crawl_corpus(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
                  tavily: TavilyResource, openai: OpenAIResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)

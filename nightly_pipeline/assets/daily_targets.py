@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from nightly_pipeline.alerts import alert_night
 from nightly_pipeline.assets._metadata import preview
 from nightly_pipeline.assets.icp_candidates import icp_candidates
 from nightly_pipeline.db import acra as acra_db
@@ -18,9 +19,11 @@ from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.resource import DatabaseResource
 from nightly_pipeline.domain.targets import Candidate, Target, choose_targets
+from nightly_pipeline.night_watch import fail_orphaned_night
 from nightly_pipeline.partitions import tenant_day, tenant_day_partitions
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.settings_resource import PipelineSettings
+from nightly_pipeline.stages.night import TenantNight
 
 
 class DailyTargetsConfig(dg.Config):
@@ -59,6 +62,9 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
                   pipeline_settings: PipelineSettings, config: DailyTargetsConfig) -> dg.MaterializeResult:
     part = tenant_day(context)
     settings = pipeline_settings.settings
+    # An earlier run of this night that died mid-stage left it running: it failed, whatever comes now.
+    if fail_orphaned_night(database.db, context.instance, part.tenant_id, part.run_date, context.run.run_id):
+        alert_night(database.db, settings, part.tenant_id, part.run_date)
     with database.db.tenant(part.tenant_id) as conn:
         manifest = targets_db.get_manifest(conn, part.run_date)
         if manifest is None:
@@ -81,6 +87,8 @@ def daily_targets(context: dg.AssetExecutionContext, database: DatabaseResource,
         manifest = dataclasses.replace(targets_db.get_manifest(conn, part.run_date), created=created)
         processed = manifest.company_ids_to_process
         details = acra_db.companies_by_id(conn, processed)
+    with TenantNight.of(database.db, manifest, settings).stage("daily_targets", context.run.run_id):
+        pass  # the night runs from here; its stage row records the manifest's (re)use
     rows = [{"company": details[cid].name, "uen": details[cid].uen,
              "domain": details[cid].website_domain or "(to discover)",
              "why": manifest.target_reasons.get(str(cid), "")} for cid in processed]

@@ -9,7 +9,7 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._night import tonight
+from nightly_pipeline.assets._night import night_stage, tonight
 from nightly_pipeline.assets.verified_emails import verified_emails
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db import tenants as tenants_db
@@ -25,6 +25,7 @@ from nightly_pipeline.vendors.paid_call import unavailable_reason
 
 @dg.asset(partitions_def=tenant_day_partitions, deps=[verified_emails], kinds={"python"},
           description="Score, bucket, reasons and rationale per target; the shortlist.")
+@night_stage
 def lead_scores(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
                 openai: OpenAIResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)

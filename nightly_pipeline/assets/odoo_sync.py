@@ -8,8 +8,9 @@ nothing half-recorded. The tenant's Odoo password is read from the variable its 
 """
 import dagster as dg
 
+from nightly_pipeline.alerts import alert_night
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._night import tonight
+from nightly_pipeline.assets._night import night_stage, tonight
 from nightly_pipeline.assets.lead_scores import lead_scores
 from nightly_pipeline.db import scores as scores_db
 from nightly_pipeline.db import tenants as tenants_db
@@ -26,6 +27,7 @@ from nightly_pipeline.vendors.odoo import OdooConfigError, OdooLoginError, OdooR
           retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL,
                                       jitter=dg.Jitter.PLUS_MINUS),
           description="Companies, contacts and leads of the shortlist in the tenant's Odoo, never duplicated.")
+@night_stage
 def odoo_sync(context: dg.AssetExecutionContext, database: DatabaseResource, pipeline_settings: PipelineSettings,
               odoo: OdooResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)
@@ -53,8 +55,10 @@ def odoo_sync(context: dg.AssetExecutionContext, database: DatabaseResource, pip
     summary = report.summary()
     failures = [f"company {o.company_id}: {o.error}" for o in report.failed]
     night.record_stage("odoo_sync", summary, failures)
-    night.finish("partial" if failures else "succeeded",
-                 f"{len(failures)} Odoo records failed; retried next run" if failures else None)
+    if report.outcomes and len(report.failed) == len(report.outcomes):
+        raise dg.Failure(f"all {len(report.outcomes)} Odoo records failed, e.g. {failures[0]}")
+    if night.finish_from_outcome() != "succeeded":
+        alert_night(night.db, settings, night.tenant_id, night.run_date)
     with night.transaction() as conn:
         scored = scores_db.scores_for(conn, night.run_date)
     table = [{"company": r["name"], "score": round(float(r["score"]), 3), "bucket": r["bucket"],

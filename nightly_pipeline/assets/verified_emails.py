@@ -10,7 +10,7 @@ import asyncio
 import dagster as dg
 
 from nightly_pipeline.assets._metadata import preview
-from nightly_pipeline.assets._night import tonight
+from nightly_pipeline.assets._night import night_stage, tonight
 from nightly_pipeline.assets.contacts import contacts, preferred_titles
 from nightly_pipeline.db import acra as acra_db
 from nightly_pipeline.db import contacts as contacts_db
@@ -27,6 +27,7 @@ from nightly_pipeline.vendors.zerobounce import NullZeroBounceClient, ZeroBounce
 @dg.asset(partitions_def=tenant_day_partitions, deps=[contacts], kinds={"python"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
           description="Deliverability of tonight's contact addresses (ZeroBounce, cached).")
+@night_stage
 def verified_emails(context: dg.AssetExecutionContext, database: DatabaseResource,
                     pipeline_settings: PipelineSettings, zerobounce: ZeroBounceResource) -> dg.MaterializeResult:
     night = tonight(context, database, pipeline_settings)

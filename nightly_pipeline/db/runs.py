@@ -11,6 +11,7 @@ import uuid
 
 import psycopg
 
+from nightly_pipeline.db.night_stages import StageRecord, stages
 from nightly_pipeline.db.tenants import scoped_tenant_id
 
 
@@ -41,6 +42,7 @@ class NightRecord:
     crawl_errors: int = 0
     odoo_errors: int = 0
     spend: tuple[VendorSpend, ...] = ()
+    stages: tuple[StageRecord, ...] = ()
 
 
 def night(conn: psycopg.Connection, run_date: dt.date) -> NightRecord:
@@ -77,4 +79,5 @@ def night(conn: psycopg.Connection, run_date: dt.date) -> NightRecord:
         finished_at=manifest["finished_at"], targets=manifest["targets"], step_counters=manifest["step_counters"],
         degradations=manifest["degradations"], shortlisted=scores["shortlisted"],
         leads_in_odoo=scores["leads_in_odoo"], crawl_errors=crawl_errors, odoo_errors=odoo_errors,
-        spend=tuple(VendorSpend(r["vendor"], r["calls"], int(r["units"])) for r in spend))
+        spend=tuple(VendorSpend(r["vendor"], r["calls"], int(r["units"])) for r in spend),
+        stages=tuple(stages(conn, run_id)))

@@ -10,6 +10,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -17,12 +20,15 @@ from typing import Literal
 import psycopg
 
 from nightly_pipeline.db import Database
+from nightly_pipeline.db import night_stages as stages_db
 from nightly_pipeline.db import targets as targets_db
 from nightly_pipeline.db.budget import Scope, VendorBudget
 from nightly_pipeline.db.rate_limits import FleetRateLimiter
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.vendors.paid_call import VendorMeter
 from nightly_pipeline.vendors.rate_limits import Window
+
+log = logging.getLogger(__name__)
 
 Vendor = Literal["openai", "tavily", "lusha", "zerobounce"]
 
@@ -115,7 +121,95 @@ class TenantNight:
         with self.transaction() as conn:
             targets_db.record_step(conn, self.run_id, step, counters, status="running")
             targets_db.record_degradations(conn, self.run_id, step, list(degradations))
+            stages_db.end_stage_counters(conn, self.run_id, step, counters)
 
     def finish(self, status: str, error_summary: str | None = None) -> None:
         with self.transaction() as conn:
             targets_db.finish_run(conn, self.run_id, status, error_summary)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, dagster_run_id: str | None = None) -> Iterator[None]:
+        """Time the stage and record how it ended in ``enrichment_run_stages``.
+
+        The night is ``running`` from the stage's start. An exception ends the stage ``failed`` and the
+        night ``failed`` with the stage and cause named, then propagates (a retry of the step starts
+        the stage, and the night, again); cancellation arrives here as an exception too.
+        """
+        with self.transaction() as conn:
+            stages_db.start_stage(conn, self.run_id, name, dagster_run_id=dagster_run_id, worker=this_worker())
+        try:
+            yield
+        except BaseException as exc:
+            cause = describe_failure(exc)
+            try:
+                with self.transaction() as conn:
+                    stages_db.end_stage(conn, self.run_id, name, "failed", None, cause)
+                    stages_db.fail_night(conn, self.run_id, f"stage {name} failed: {cause}",
+                                         only_if_unfinished=False)
+            except Exception:  # the database itself may be what failed: the stage's error comes first
+                log.exception("could not record the failure of stage %s of run %s", name, self.run_id)
+            raise
+        with self.transaction() as conn:
+            stages_db.end_stage(conn, self.run_id, name, "succeeded", None, None)
+
+    def finish_from_outcome(self) -> str:
+        """End the night by what its stages recorded: ``failed`` if a stage failed, ``partial`` if a
+        company or record failed or a step degraded, else ``succeeded``; the status written."""
+        with self.transaction() as conn:
+            outcome = stages_db.night_outcome(conn, self.run_id)
+        status, summary = night_verdict(outcome)
+        self.finish(status, summary)
+        return status
+
+
+def night_verdict(outcome: stages_db.NightOutcome) -> tuple[str, str | None]:
+    """The final status of a night whose last stage ran, and its error summary."""
+    if outcome.failed_stages:
+        return "failed", f"stage {', '.join(outcome.failed_stages)} failed"
+    problems = []
+    if outcome.crawl_errors:
+        problems.append(f"{outcome.crawl_errors} companies failed to enrich")
+    if outcome.odoo_errors:
+        problems.append(f"{outcome.odoo_errors} Odoo records failed; retried next run")
+    if outcome.degradations:
+        problems.append(f"{outcome.degradations} degradations")
+    return ("partial", "; ".join(problems)) if problems else ("succeeded", None)
+
+
+def this_worker() -> str:
+    """The process running a stage, as ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_is_dead(worker: str | None) -> bool:
+    """True only when ``worker`` ran on this host and its process no longer exists."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+MAX_CAUSE_CHARS = 500
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The cause of a stage's failure in one line: the exception's type and message, shortened.
+
+    Dagster's ``Failure`` carries its message as ``description``; a cancelled run interrupts the
+    step with ``DagsterExecutionInterruptedError`` or ``KeyboardInterrupt``.
+    """
+    name = type(exc).__name__
+    if name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+        return "run cancelled"
+    message = getattr(exc, "description", None) or str(exc)
+    line = " ".join(str(message).split())
+    text = f"{name}: {line}" if line else name
+    return text if len(text) <= MAX_CAUSE_CHARS else text[:MAX_CAUSE_CHARS - 1] + "…"

@@ -82,7 +82,7 @@ def test_a_kickoff_is_run_by_the_daemon_to_the_end_of_the_night(api, db, db_targ
     assert night["status"] == "succeeded" and night["dagster_run_id"] == run_id
     assert (night["targets"], night["shortlisted"]) == (2, 2)
     assert list(night["stages"]) == STAGES
-    assert all(s["status"] == "SUCCESS" and s["seconds"] >= 0 for s in night["stages"].values())
+    assert all(s["status"] == "succeeded" and s["seconds"] >= 0 for s in night["stages"].values())
     assert night["spend"] and night["failures"] == {"crawl_errors": 0, "odoo_errors": 0, "failed_stages": []}
     assert sandbox.odoo.stats()["databases"]["demo_software"]["creates"].get("res.partner", 0) > odoo_before
 

@@ -57,7 +57,8 @@ def test_the_page_of_a_real_night_in_chromium(loaded_db, db_target, db_env, sand
         [row["company"] for row in shortlist]
     for group in (page.actionable, page.not_actionable):
         assert [lead.rank for lead in group] == sorted(lead.rank for lead in group)
-    assert page.actionable and page.status == "succeeded" and page.cost_per_lead is not None
+    # The night finished; a target with no website and no contact degrades it to partial.
+    assert page.actionable and page.status in ("succeeded", "partial") and page.cost_per_lead is not None
 
     with network_listener() as listener:
         dom, screenshot = render(out, tmp_path, listener)

@@ -38,6 +38,8 @@ def sample_rows(tenant: int, company: int) -> dict[str, dict]:
         "extraction_cache": dict(corpus_hash="h", model="m", profile=Jsonb({})),
         "lusha_lookups": dict(domain="acme.sg"),
         "rationale_cache": dict(feature_hash="h", rationale="r", source="template"),
+        "enrichment_run_stages": dict(run_id=run, stage="crawl_corpus"),
+        "night_alerts": dict(run_date="2026-06-01", outcome="failed"),
     }
 
 
@@ -73,7 +75,8 @@ def two_tenants(admin, db):
                                RETURNING company_id""").fetchone()[0]
     ordered = ["odoo_connections", "icp_rules", "icp_candidate_companies", "enrichment_runs",
                "company_enrichment_runs", "contacts", "email_verification_cache", "lead_features", "lead_scores",
-               "vendor_usage", "odoo_sync_log", "extraction_cache", "lusha_lookups", "rationale_cache"]
+               "vendor_usage", "odoo_sync_log", "extraction_cache", "lusha_lookups", "rationale_cache",
+               "enrichment_run_stages", "night_alerts"]
     for tenant in (a, b):
         rows = sample_rows(tenant, company)
         for table in ordered:
