@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from nightly_pipeline.db import acra, contacts, enrichment, extraction_cache, reports, scores, targets, tenants
+from nightly_pipeline.db import acra, contacts, enrichment, public_facts, reports, scores, targets, tenants
 
 ASSET_MODULES = sorted(entry.name for entry in (resources.files("nightly_pipeline") / "assets").iterdir()
                        if entry.name.endswith(".py"))
@@ -55,7 +55,7 @@ def test_no_asset_branches_on_a_missing_client(module: str) -> None:
     assert offences == []
 
 
-@pytest.mark.parametrize("module", [acra, contacts, enrichment, extraction_cache, reports, scores, targets, tenants],
+@pytest.mark.parametrize("module", [acra, contacts, enrichment, public_facts, reports, scores, targets, tenants],
                          ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_db_functions_take_the_tenant_from_the_transaction(module) -> None:
     short = module.__name__.rsplit(".", 1)[-1]

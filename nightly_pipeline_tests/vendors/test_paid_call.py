@@ -8,7 +8,8 @@ import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db.budget import Scope
-from nightly_pipeline.db.extraction_cache import get_cached, put_cached
+from nightly_pipeline.db.public_facts import get_extraction as get_cached
+from nightly_pipeline.db.public_facts import put_extraction as put_cached
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient, PaidCall, VendorMeter, unavailable_reason
 from nightly_pipeline_tests.night_kit import new_night, register_tenant
@@ -171,7 +172,7 @@ def test_concurrent_calls_never_spend_past_the_cap(night: TenantNight) -> None:
 
     results = asyncio.run(scenario())
     assert sum(1 for r in results if r.value is not None) == len(sent) == 10
-    assert night.budget.usage()[VENDOR] == {"calls": 10, "charged": 10, "reserved": 10}
+    assert night.budget.usage()[VENDOR] == {"calls": 10, "charged": 10, "reserved": 10, "reused": 0}
 
 
 def test_a_free_call_is_recorded_at_no_cost(night: TenantNight) -> None:
