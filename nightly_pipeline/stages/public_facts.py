@@ -46,6 +46,10 @@ async def fetch_once(db: Database, kind: FactKind, key: str, *, lookup: Callable
             break
         await asyncio.sleep(POLL_S)
     try:
+        # The previous claimer may have stored the fact and released between the look-up and the claim.
+        found = await asyncio.to_thread(lookup)
+        if found is not None:
+            return Fetched(found, True)
         value = await fetch()
         await asyncio.to_thread(store, value)
         return Fetched(value, False)

@@ -260,7 +260,8 @@ async def _wait_for_others(night: TenantNight, emails: list[str]) -> dict[str, f
         if len(found) < len(emails):
             claimed = await asyncio.to_thread(_claim, night, [e for e in emails if e not in found])
             if claimed:
-                # Their claimers died: release at once, so this run sends them itself.
+                # Their claimers finished or died: what they stored is taken, the rest this run sends itself.
+                found.update(await asyncio.to_thread(_cached, night, sorted(claimed)))
                 await asyncio.to_thread(_release, night, sorted(claimed))
                 break
             await asyncio.sleep(POLL_S)
