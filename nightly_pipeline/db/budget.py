@@ -102,5 +102,6 @@ class VendorBudget:
                           coalesce(sum(units_reserved), 0) AS reserved
                    FROM vendor_usage WHERE tenant_id = %s AND run_id = %s GROUP BY vendor ORDER BY vendor""",
                 (self.tenant_id, self.run_id)).fetchall()
+        # "reused" appears only for a vendor whose public facts this run took from the fleet's store.
         return {r["vendor"]: {"calls": r["calls"], "charged": int(r["charged"]), "reserved": int(r["reserved"]),
-                              "reused": r["reused"]} for r in rows}
+                              **({"reused": r["reused"]} if r["reused"] else {})} for r in rows}
