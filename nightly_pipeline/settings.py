@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     crawler_allow_private_networks: bool = False
     extract_corpus_char_limit: int = Field(20_000, ge=1_000)
     persist_crawl_corpus: bool = False
+    # How long a public fact (a website found, a site's crawl) serves every tenant before it is fetched again.
+    public_facts_max_age_hours: float = Field(20.0, gt=0, le=24 * 30)
     langchain_model: str = "gpt-4o-mini"
 
     # Vendor budgets, per tenant per run (tokens per tenant per day)

@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from nightly_pipeline.db import (acra, contacts, enrichment, extraction_cache, night_checks, night_stages, reports,
+from nightly_pipeline.db import (acra, contacts, enrichment, night_checks, night_stages, public_facts, reports,
                                   scores, targets, tenants)
 
 ASSET_MODULES = sorted(entry.name for entry in (resources.files("nightly_pipeline") / "assets").iterdir()
@@ -56,7 +56,7 @@ def test_no_asset_branches_on_a_missing_client(module: str) -> None:
     assert offences == []
 
 
-@pytest.mark.parametrize("module", [acra, contacts, enrichment, extraction_cache, night_checks, night_stages, reports,
+@pytest.mark.parametrize("module", [acra, contacts, enrichment, night_checks, night_stages, public_facts, reports,
                                     scores, targets, tenants],
                          ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_db_functions_take_the_tenant_from_the_transaction(module) -> None:

@@ -93,12 +93,15 @@ class VendorBudget:
                 (self.tenant_id, self.run_id, vendor, endpoint, status, latency_ms))
 
     def usage(self) -> dict[str, dict[str, int]]:
-        """Calls and units per vendor for this run."""
+        """Calls and units per vendor for this run, and the public facts reused instead of a call."""
         with self.db.tenant(self.tenant_id) as conn:
             rows = conn.execute(
-                """SELECT vendor, count(*) AS calls, coalesce(sum(units_charged), 0) AS charged,
+                """SELECT vendor, count(*) FILTER (WHERE status <> 'reused') AS calls,
+                          count(*) FILTER (WHERE status = 'reused') AS reused,
+                          coalesce(sum(units_charged), 0) AS charged,
                           coalesce(sum(units_reserved), 0) AS reserved
                    FROM vendor_usage WHERE tenant_id = %s AND run_id = %s GROUP BY vendor ORDER BY vendor""",
                 (self.tenant_id, self.run_id)).fetchall()
-        return {r["vendor"]: {"calls": r["calls"], "charged": int(r["charged"]), "reserved": int(r["reserved"])}
-                for r in rows}
+        # "reused" appears only for a vendor whose public facts this run took from the fleet's store.
+        return {r["vendor"]: {"calls": r["calls"], "charged": int(r["charged"]), "reserved": int(r["reserved"]),
+                              **({"reused": r["reused"]} if r["reused"] else {})} for r in rows}

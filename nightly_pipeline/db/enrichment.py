@@ -1,7 +1,23 @@
 """Per-company results of a tenant's night (``company_enrichment_runs``) and what they teach the
 shared ``companies`` table (website, firmographics, with per-field provenance).
 
-The tenant's functions run in its transaction (``Database.tenant``) and read the tenant from it."""
+The tenant's functions run in its transaction (``Database.tenant``) and read the tenant from it.
+
+What may enter ``companies`` (shared, no row-level security), field by field:
+
+- ``website_domain``/``_source``/``_confidence``: a website the registry gives, or one confirmed by a
+  home page we read ourselves (a name guess, or a search hit whose page we fetched). A site confirmed
+  only by a search engine's snippet, bought by one tenant's Tavily search, stays in that tenant's
+  run record.
+- firmographics (industry, revenue band, HQ, products, business model, about) and the headcount
+  with its source: read from the company's own public pages, by the deterministic reader or the
+  model; the same pages give the same reading whichever tenant asked.
+- ``field_provenance``: per field the source, its confidence and when, never the tenant or the run
+  that enriched it. Judgements of a tenant (ICP match, scores, rationales, contacts, primaries)
+  live only in tenant tables.
+
+Every value is cleaned and bounded (``domain/sanitize.py``) before it is written here.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +29,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from nightly_pipeline.db.rows import MappingRow
-from nightly_pipeline.db.tenants import scoped_tenant_id
+from nightly_pipeline.domain import sanitize
 
 FIRMOGRAPHIC_FIELDS = ("industry", "employees_estimate", "revenue_bucket", "hq", "products_services",
                        "business_model", "about")
+MAX_FIELD_CHARS = 2_000
+MAX_REASON_CHARS = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +70,11 @@ def save_company_run(conn: psycopg.Connection, run_id: uuid.UUID, record: Compan
                degraded = excluded.degraded, reasons = excluded.reasons, signals = excluded.signals,
                extraction = excluded.extraction, corpus_hash = excluded.corpus_hash, corpus = excluded.corpus,
                updated_at = now()""",
-        (run_id, record.company_id, record.outcome, record.degraded, Jsonb(record.reasons),
-         Jsonb(record.signals), Jsonb(record.extraction), record.corpus_hash, record.corpus))
+        (run_id, record.company_id, sanitize.clean_text(record.outcome, 100), record.degraded,
+         Jsonb([sanitize.clean_text(str(reason), MAX_REASON_CHARS) for reason in record.reasons]),
+         Jsonb(sanitize.clean_json(record.signals)), Jsonb(sanitize.clean_json(record.extraction)),
+         sanitize.clean_optional_text(record.corpus_hash, 200),
+         None if record.corpus is None else sanitize.clean_text(record.corpus, 1_000_000)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,23 +110,37 @@ def record_website(conn: psycopg.Connection, company_id: int, domain: str, sourc
                   updated_at = now()
            WHERE company_id = %s AND (website_domain IS NULL OR
                  (website_source IS DISTINCT FROM 'acra' AND coalesce(website_confidence, 0) < %s))""",
-        (domain, source, confidence, company_id, confidence))
+        (sanitize.clean_text(domain, 253), sanitize.clean_text(source, 50), sanitize.finite_float(confidence),
+         company_id, sanitize.finite_float(confidence) or 0.0))
+
+
+def _firmographic(field: str, value: Any) -> Any:
+    """The value bounded to its column, or None when nothing storable is left."""
+    if field == "employees_estimate":
+        return sanitize.bounded_int(value, 0)
+    if field == "products_services":
+        cleaned = sanitize.clean_json(value, max_depth=2, max_items=50, max_chars=300)
+        return Jsonb(cleaned) if isinstance(cleaned, list) and cleaned else None
+    return sanitize.clean_optional_text(value, MAX_FIELD_CHARS)
 
 
 def record_firmographics(conn: psycopg.Connection, company_id: int, profile: dict[str, Any], *, source: str,
-                         run_id: uuid.UUID, crawled_at: dt.datetime) -> list[str]:
+                         crawled_at: dt.datetime) -> list[str]:
     """Write the known fields of an extracted profile; each field's provenance says where it came from
-    (the source, its confidence, and the tenant and run whose transaction this is)."""
-    tenant_id = scoped_tenant_id(conn)
+    (the source, its confidence and when), never which tenant or run asked."""
     updates: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     for field in FIRMOGRAPHIC_FIELDS:
         value = profile.get(field)
         if value in (None, "", [], "unknown"):
             continue
-        updates[field] = Jsonb(value) if field == "products_services" else value
-        provenance[field] = {"source": source, "confidence": profile.get(f"{field}_confidence"),
-                             "tenant_id": tenant_id, "run_id": str(run_id), "at": crawled_at.isoformat()}
+        stored = _firmographic(field, value)
+        if stored is None:
+            continue
+        updates[field] = stored
+        provenance[field] = {"source": sanitize.clean_text(source, 50),
+                             "confidence": sanitize.finite_float(profile.get(f"{field}_confidence")),
+                             "at": crawled_at.isoformat()}
     assignments = ", ".join(f"{field} = %({field})s" for field in updates)
     conn.execute(
         f"""UPDATE companies SET {assignments + ', ' if assignments else ''}
@@ -117,15 +152,17 @@ def record_firmographics(conn: psycopg.Connection, company_id: int, profile: dic
 
 
 def record_headcount(conn: psycopg.Connection, company_id: int, headcount: dict[str, Any], source_rank: int, *,
-                     run_id: uuid.UUID, crawled_at: dt.datetime) -> bool:
+                     crawled_at: dt.datetime) -> bool:
     """Store a headcount with its source unless the stored one has a better source (``source_rank``
     against the same ranking: structured and stated 3, vendor 2, inferred 1); True when written.
 
     This is the only writer of the headcount columns: an inferred headcount is a range with no exact
-    number, which the table's check constraint holds to."""
-    tenant_id = conn.execute("SELECT current_tenant_id() AS tenant_id").fetchone()["tenant_id"]
-    provenance = {"employees_estimate": {"source": headcount["source"], "tenant_id": tenant_id,
-                                         "run_id": str(run_id), "at": crawled_at.isoformat()}}
+    number, which the table's check constraint holds to. A number beyond the columns' range is
+    not a headcount: nothing is written (False)."""
+    bounded = {key: sanitize.bounded_int(headcount.get(key), 0) for key in ("exact", "low", "high")}
+    if any(headcount.get(key) is not None and bounded[key] is None for key in bounded):
+        return False
+    provenance = {"employees_estimate": {"source": headcount["source"], "at": crawled_at.isoformat()}}
     return conn.execute(
         """UPDATE companies SET employees_source = %(source)s, employees_estimate = %(exact)s,
                   employees_min = %(low)s, employees_max = %(high)s,
@@ -133,4 +170,5 @@ def record_headcount(conn: psycopg.Connection, company_id: int, headcount: dict[
            WHERE company_id = %(company_id)s
              AND CASE employees_source WHEN 'structured' THEN 3 WHEN 'stated' THEN 3 WHEN 'vendor' THEN 2
                                        WHEN 'inferred' THEN 1 ELSE 0 END <= %(rank)s""",
-        {**headcount, "provenance": Jsonb(provenance), "company_id": company_id, "rank": source_rank}).rowcount > 0
+        {**headcount, **bounded, "provenance": Jsonb(provenance), "company_id": company_id,
+         "rank": source_rank}).rowcount > 0

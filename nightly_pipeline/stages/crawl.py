@@ -4,6 +4,14 @@ For each target: find its website if the registry has none, crawl it politely, r
 fall back to Tavily when the crawl is blocked or thin, and extract a profile. Every company runs
 in its own task; per-domain politeness and the vendor budgets, not this loop, set the pace. Each
 company's result is stored as soon as it is ready, so a re-run of the night resumes after it.
+
+A website found from public pages and a site's crawl are public facts: the first run of the fleet
+that needs one fetches it (:func:`~nightly_pipeline.stages.public_facts.fetch_once`), every other run
+within ``PUBLIC_FACTS_MAX_AGE_HOURS`` reads it from ``public_websites`` / ``public_site_crawls``
+and sends no request. The Tavily fallback stays the tenant's own (its budget, its call).
+
+A company whose result cannot be stored fails alone: it is recorded as that company's error and the
+others go on. Every value from the web or a model is cleaned before storage (``domain/sanitize.py``).
 """
 from __future__ import annotations
 
@@ -21,14 +29,19 @@ from tavily import TavilyClient
 from nightly_pipeline.crawl.crawler import CrawlerConfig, SiteCrawl, SiteCrawler
 from nightly_pipeline.crawl.signals import PageSignals, SiteSignals, decode_html, merge_site_signals, page_signals
 from nightly_pipeline.db import enrichment as enrichment_db
+from nightly_pipeline.db import public_facts as facts_db
 from nightly_pipeline.db.acra import CompanyRow
+from nightly_pipeline.db.public_facts import PublicCrawl, StoredPage
 from nightly_pipeline.db.politeness import PostgresDomainGate
+from nightly_pipeline.db import Database
 from nightly_pipeline.domain import headcount as headcount_domain
+from nightly_pipeline.domain import sanitize
 from nightly_pipeline.domain.headcount import Headcount
 from nightly_pipeline.settings import Settings
 from nightly_pipeline.stages.discovery import DiscoveredWebsite, WebsiteDiscovery
 from nightly_pipeline.stages.extraction import ExtractionResult, Extractor
 from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.stages.public_facts import fetch_once, max_age
 from nightly_pipeline.stages.tavily_fallback import FallbackContent, TavilyFallback, transient_failures
 from nightly_pipeline.vendors.openai import ChatClient
 from nightly_pipeline.vendors.paid_call import unavailable_reason
@@ -77,12 +90,14 @@ class CompanyCrawl:
     domain_source: str | None
     domain_confidence: float | None
     discovery: DiscoveredWebsite | None
-    crawl: SiteCrawl | None
+    crawl: PublicCrawl | None
     signals: SiteSignals | None
     fallback: FallbackContent | None
     extraction: ExtractionResult
     reasons: list[str]
     headcount: Headcount = headcount_domain.UNKNOWN
+    # Public facts this company's result read from the fleet's store instead of fetching.
+    reused: tuple[str, ...] = ()
     # What failed tonight for a passing reason (a vendor's 429 or 5xx, a site that did not answer).
     transient_failures: tuple[str, ...] = ()
 
@@ -116,22 +131,29 @@ class CompanyCrawl:
         data.pop("corpus", None)
         data["domain"] = {"value": self.domain, "source": self.domain_source, "confidence": self.domain_confidence}
         if self.crawl is not None:
-            data["crawl"] = {k: v for k, v in self.crawl.to_dict().items() if k != "pages"}
-            data["crawl"]["pages_fetched"] = len(self.crawl.pages)
+            data["crawl"] = {**self.crawl.summary, "reused": "crawl" in self.reused}
         if self.fallback is not None:
             data["fallback"] = {"pages": len(self.fallback.pages), "calls": self.fallback.calls,
                                 "credits": self.fallback.credits, "reason": self.fallback.reason}
         return data
 
 
-def _pages_from_crawl(crawl: SiteCrawl, domain: str) -> list[PageSignals]:
-    pages = []
-    for page in crawl.pages:
-        if not page.ok or not page.body:
-            continue
-        text = decode_html(page.body, page.content_type)
-        pages.append(page_signals(page.final_url, text, page.headers, domain))
-    return pages
+def public_crawl(crawl: SiteCrawl) -> PublicCrawl:
+    """What the fleet keeps of a crawl: its summary and every readable page, decoded."""
+    summary = {k: v for k, v in crawl.to_dict().items() if k != "pages"}
+    summary["pages_fetched"] = len(crawl.pages)
+    pages = tuple(StoredPage(page.final_url, decode_html(page.body, page.content_type), dict(page.headers))
+                  for page in crawl.pages if page.ok and page.body)
+    return PublicCrawl(crawl.domain, crawl.outcome, crawl.reason, summary, pages)
+
+
+def _pages_from_crawl(crawl: PublicCrawl, domain: str) -> list[PageSignals]:
+    return [page_signals(page.url, page.html, page.headers, domain) for page in crawl.pages]
+
+
+def _website_is_public(found: DiscoveredWebsite) -> bool:
+    # A site confirmed only by a search engine's summary is the tenant's (paid) judgement, not the web's.
+    return not found.from_snippet
 
 
 def _pages_from_fallback(content: FallbackContent, domain: str) -> list[PageSignals]:
@@ -160,12 +182,61 @@ class CrawlStage:
     """The per-company pipeline with its collaborators; one instance per tenant run."""
 
     def __init__(self, *, crawler: SiteCrawler, discovery: WebsiteDiscovery, fallback: TavilyFallback,
-                 extractor: Extractor, corpus_char_limit: int) -> None:
+                 extractor: Extractor, corpus_char_limit: int, db: Database,
+                 facts_max_age: dt.timedelta) -> None:
         self.crawler = crawler
         self.discovery = discovery
         self.fallback = fallback
         self.extractor = extractor
         self.corpus_char_limit = corpus_char_limit
+        self.db = db
+        self.facts_max_age = facts_max_age
+
+    async def website(self, company: CompanyRow) -> tuple[DiscoveredWebsite | None, bool]:
+        """The company's website found from public pages (None: none found), and whether it was reused."""
+        def lookup() -> facts_db.PublicWebsite | None:
+            with self.db.shared() as conn:
+                return facts_db.fresh_website(conn, company.company_id, self.facts_max_age)
+
+        def store(found: DiscoveredWebsite | None) -> bool:
+            if found is not None and not _website_is_public(found):
+                return False
+            with self.db.shared() as conn:
+                facts_db.put_website(conn, company.company_id, found.domain if found else None,
+                                     found.source if found else None, found.confidence if found else None,
+                                     found.evidence if found else None)
+            return True
+
+        async def discover() -> facts_db.PublicWebsite | DiscoveredWebsite | None:
+            return await self.discovery.discover(company)
+
+        fetched = await fetch_once(self.db, "website", str(company.company_id), lookup=lookup, fetch=discover,
+                                   store=store)
+        value = fetched.value
+        if isinstance(value, facts_db.PublicWebsite):
+            if value.domain is None:
+                return None, True
+            return DiscoveredWebsite(domain=value.domain, source=value.source or "name_guess",
+                                     confidence=value.confidence or 0.0, evidence=value.evidence or "",
+                                     candidates_tried=()), True
+        return value, False
+
+    async def site_crawl(self, domain: str) -> tuple[PublicCrawl, bool]:
+        """The site's crawl, and whether it was reused from the fleet's store."""
+        def lookup() -> PublicCrawl | None:
+            with self.db.shared() as conn:
+                return facts_db.fresh_crawl(conn, domain, self.facts_max_age)
+
+        def store(crawl: PublicCrawl) -> bool:
+            with self.db.shared() as conn:
+                facts_db.put_crawl(conn, crawl)
+            return True
+
+        async def crawl_now() -> PublicCrawl:
+            return public_crawl(await self.crawler.crawl_site(domain))
+
+        fetched = await fetch_once(self.db, "crawl", domain, lookup=lookup, fetch=crawl_now, store=store)
+        return fetched.value, fetched.reused
 
     async def enrich(self, company: CompanyRow) -> CompanyCrawl:
         with transient_failures() as tavily_failures:
@@ -177,19 +248,24 @@ class CrawlStage:
 
     async def _enrich(self, company: CompanyRow) -> CompanyCrawl:
         reasons: list[str] = []
+        reused: list[str] = []
         domain = company.website_domain
         source = company.website_source or ("acra" if domain else None)
         confidence = company.website_confidence
         discovered = None
         if not domain:
-            discovered = await self.discovery.discover(company)
+            discovered, website_reused = await self.website(company)
+            if website_reused:
+                reused.append("website")
             if discovered is None:
                 reasons.append("no website found")
             else:
                 domain, source, confidence = discovered.domain, discovered.source, discovered.confidence
         crawl, pages, fallback = None, [], None
         if domain:
-            crawl = await self.crawler.crawl_site(domain)
+            crawl, crawl_reused = await self.site_crawl(domain)
+            if crawl_reused:
+                reused.append("crawl")
             pages = _pages_from_crawl(crawl, domain)
             blocked = crawl.outcome != "ok"
             thin = not pages or sum(p.text_chars for p in pages) < 250
@@ -205,7 +281,8 @@ class CrawlStage:
         return CompanyCrawl(company_id=company.company_id, domain=domain, domain_source=source,
                             domain_confidence=confidence, discovery=discovered, crawl=crawl, signals=signals,
                             fallback=fallback, extraction=extraction, reasons=reasons,
-                            headcount=resolve_headcount(signals, extraction))
+                            headcount=resolve_headcount(signals, extraction),
+                            reused=tuple(reused) + (("extraction",) if extraction.source == "cache" else ()))
 
     async def enrich_many(self, companies: Iterable[CompanyRow], *,
                           on_done: Callable[[CompanyCrawl], Awaitable[None]],
@@ -213,7 +290,8 @@ class CrawlStage:
                           concurrency: int = DEFAULT_COMPANY_CONCURRENCY) -> None:
         """Enrich every company, handing each result to ``on_done`` as soon as it is ready.
 
-        One company's failure goes to ``on_error`` and does not stop the others.
+        One company's failure, in its enrichment or in ``on_done``, goes to ``on_error`` and does not
+        stop the others.
         """
         gate = asyncio.Semaphore(concurrency)
 
@@ -221,10 +299,10 @@ class CrawlStage:
             try:
                 async with gate:
                     result = await self.enrich(company)
+                # Storing is inside the boundary: a result the database refuses fails this company only.
+                await on_done(result)
             except Exception as exc:  # noqa: BLE001 - recorded per company, retried on the next run
                 await on_error(company, exc)
-                return
-            await on_done(result)
 
         async with asyncio.TaskGroup() as group:
             for company in companies:
@@ -247,19 +325,18 @@ def store_result(night: TenantNight, result: CompanyCrawl) -> None:
     with night.transaction() as conn:
         enrichment_db.save_company_run(conn, night.run_id,
                                        run_record(result, persist_corpus=night.settings.persist_crawl_corpus))
-        if result.discovery is not None:
+        if result.discovery is not None and _website_is_public(result.discovery):
             enrichment_db.record_website(conn, result.company_id, result.discovery.domain,
                                          result.discovery.source, result.discovery.confidence)
         if result.headcount.known:
             enrichment_db.record_headcount(conn, result.company_id, result.headcount.to_dict(),
                                            headcount_domain.SOURCE_RANK[result.headcount.source or ""],
-                                           run_id=night.run_id, crawled_at=now)
+                                           crawled_at=now)
         if result.crawl is not None or result.extraction.source != "deterministic":
             # The headcount goes in with its source above; the model's number never lands as a fact.
             profile = {k: v for k, v in result.extraction.profile.model_dump().items() if k != "employees_estimate"}
             enrichment_db.record_firmographics(conn, result.company_id, profile,
-                                               source=result.extraction.source, run_id=night.run_id,
-                                               crawled_at=now)
+                                               source=result.extraction.source, crawled_at=now)
 
 
 def store_error(night: TenantNight, company_id: int, error: Exception) -> None:
@@ -281,7 +358,8 @@ async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
     async with polite_crawler(settings, night.db.target.app_url) as crawler, chat:
         fallback = TavilyFallback(tavily, night)
         stage = CrawlStage(crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,
-                           extractor=Extractor(chat, night), corpus_char_limit=settings.extract_corpus_char_limit)
+                           extractor=Extractor(chat, night), corpus_char_limit=settings.extract_corpus_char_limit,
+                           db=night.db, facts_max_age=max_age(settings.public_facts_max_age_hours))
 
         async def on_done(result: CompanyCrawl) -> None:
             await asyncio.to_thread(store_result, night, result)

@@ -278,6 +278,8 @@ class DiscoveredWebsite:
     confidence: float
     evidence: str
     candidates_tried: tuple[str, ...]
+    # Confirmed by a search result's snippet alone, not by a page we read ourselves.
+    from_snippet: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,12 +354,15 @@ class WebsiteDiscovery:
             if check is None:
                 check = await self._check_home_page(hit.domain, legal_name=legal_name, uen=uen)
                 checked[hit.domain] = check
+            from_snippet = False
             if check.verdict is None and _is_home_page_url(hit.url):
                 verdict = snippet_confirms_company(hit, legal_name=legal_name, uen=uen)
                 check = _HomePageCheck(hit.domain, verdict, f"{check.reason}; snippet: {verdict.evidence}")
                 checked[hit.domain] = check
+                from_snippet = True
             if check.verdict is not None and check.verdict.confirmed:
-                return self._found(check, "tavily_search", check.verdict, checked)
+                found = self._found(check, "tavily_search", check.verdict, checked)
+                return dataclasses.replace(found, from_snippet=from_snippet)
         return None
 
     @staticmethod

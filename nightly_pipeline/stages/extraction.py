@@ -1,7 +1,10 @@
 """AI extraction of a company profile from its website corpus, within the tenant's token budget.
 
-:class:`Extractor` answers from the tenant's cache when the same corpus was already read by the
-same model; otherwise the call takes the paid-call path: the call's worst-case tokens reserved
+:class:`Extractor` answers from the fleet's store (``public_extractions``) when the same corpus was
+already read by the same model, for any tenant: the model's reading of public pages is a public fact,
+and the reuse costs nothing (the ledger records it with 0 units, status ``reused``). Two runs that
+meet the same corpus at once do not both pay: the first claims it, the second waits for its profile.
+Otherwise the call takes the paid-call path: the call's worst-case tokens reserved
 first (so concurrent extractions can never together spend past the daily cap), settled with the
 tokens OpenAI reports, the profile cached. It falls back to :func:`deterministic_profile` whenever
 the model cannot be used. Failures degrade one company's profile; they never raise.
@@ -13,18 +16,20 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from nightly_pipeline.crawl.signals import SiteSignals
-from nightly_pipeline.db import extraction_cache
+from nightly_pipeline.db import public_facts as facts_db
 from nightly_pipeline.stages.extraction_fallback import deterministic_profile
 from nightly_pipeline.stages.extraction_profile import CompanyProfile
 from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.stages.public_facts import fetch_once
 from nightly_pipeline.vendors import openai as openai_vendor
 from nightly_pipeline.vendors.openai import ChatClient, NullOpenAIChat
 
@@ -57,6 +62,8 @@ SCHEMA_JSON = json.dumps(CompanyProfile.model_json_schema(), sort_keys=True)
 SCHEMA_VERSION = hashlib.sha256(f"{SCHEMA_JSON}\n{SYSTEM_PROMPT}".encode()).hexdigest()[:16]
 
 Source = Literal["llm", "cache", "deterministic"]
+# The ledger's status of a profile this tenant took from the fleet's store instead of paying for it.
+REUSED = "reused"
 
 
 def normalize_corpus(corpus: str) -> str:
@@ -151,11 +158,28 @@ class Extractor:
 
         if not corpus.strip():
             return fallback("no corpus")
-        cached = await asyncio.to_thread(self._cached_profile, key)
-        if cached is not None:
-            return ExtractionResult(cached, "cache", False, None, 0, key)
+        started = time.monotonic()
         if isinstance(self.chat, NullOpenAIChat):
-            return fallback(self.chat.reason)
+            cached = await asyncio.to_thread(self._cached_profile, key)
+            if cached is None:
+                return fallback(self.chat.reason)
+            await self.meter.record_free(openai_vendor.ENDPOINT, REUSED, started)
+            return ExtractionResult(cached, "cache", False, None, 0, key)
+
+        async def pay() -> ExtractionResult:
+            return await self._pay(company, corpus, key, fallback)
+
+        fetched = await fetch_once(self.night.db, "extraction", f"{self.model_name}:{key}",
+                                   lookup=lambda: self._cached_profile(key), fetch=pay,
+                                   store=lambda result: result.source == "llm")
+        if fetched.reused:
+            await self.meter.record_free(openai_vendor.ENDPOINT, REUSED, started)
+            return ExtractionResult(fetched.value, "cache", False, None, 0, key)
+        return fetched.value
+
+    async def _pay(self, company: Mapping[str, Any], corpus: str, key: str,
+                   fallback: Callable[[str], ExtractionResult]) -> ExtractionResult:
+        """The paid call; its profile is stored (by the paid-call path) before the claim is released."""
         chat = self.chat
         messages = build_messages(company, self.prompt_corpus(corpus))
 
@@ -177,8 +201,8 @@ class Extractor:
         return ExtractionResult(paid.value, "llm", False, None, paid.charged, key)
 
     def _cached_profile(self, key: str) -> CompanyProfile | None:
-        with self.night.transaction() as conn:
-            stored = extraction_cache.get_cached(conn, key, self.model_name)
+        with self.night.db.shared() as conn:
+            stored = facts_db.get_extraction(conn, key, self.model_name)
         if stored is None:
             return None
         try:
@@ -188,5 +212,5 @@ class Extractor:
             return None
 
     def _store_profile(self, key: str, profile: CompanyProfile, tokens: int) -> None:
-        with self.night.transaction() as conn:
-            extraction_cache.put_cached(conn, key, self.model_name, profile.model_dump(mode="json"), tokens)
+        with self.night.db.shared() as conn:
+            facts_db.put_extraction(conn, key, self.model_name, profile.model_dump(mode="json"), tokens)

@@ -1,6 +1,12 @@
-"""The verification stage: ZeroBounce verdicts for contact addresses, each address paid for once.
+"""The verification stage: ZeroBounce verdicts for contact addresses, each address paid for once by
+the whole fleet.
 
-Addresses with a fresh verdict in ``email_verification_cache`` are not sent again. The rest go to
+An address's verdict is a public fact: it is kept in ``public_email_verifications`` (no tenant, no
+run) until its policy's expiry, and any tenant's run reuses it without a call. Each tenant keeps its
+own view of its addresses' verdicts in ``email_verification_cache`` (under RLS), copied from the
+fleet's. Addresses another run is verifying right now (a claim in ``public_fact_claims``) are
+waited for, not sent again; a claim whose run died expires and the address is sent. Addresses
+with a fresh verdict are not sent again. The rest go to
 ``validatebatch`` in batches of up to ``batch_size`` (single ``validate`` calls for a handful),
 after a free ``getcredits`` check of the account. Each call takes the paid-call path: one unit per
 address of the run's ``ZEROBOUNCE_MAX_VERIFICATIONS`` reserved (trimming the batch to what is
@@ -22,8 +28,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from nightly_pipeline.db import contacts as contacts_db
+from nightly_pipeline.db import public_facts as facts_db
 from nightly_pipeline.domain.contacts import VerificationPolicy
 from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.stages.public_facts import DEFAULT_CLAIM_TTL, POLL_S
 from nightly_pipeline.vendors import zerobounce as zerobounce_vendor
 from nightly_pipeline.vendors.zerobounce import (
     MAX_BATCH_SIZE,
@@ -217,11 +225,11 @@ class _Verifier:
             self.stop_reason = f"verification delayed to next night: {error}"
 
     def _store(self, result: BatchResult, emails: list[str]) -> None:
-        records = [contacts_db.VerificationRecord(v.email, v.status, v.sub_status or None,
-                                                  str(self.policy.deliverability(v.status)), self.policy.ttl(v.status))
-                   for v in _asked(result, emails)]
-        with self.night.transaction() as conn:
-            contacts_db.put_verifications(conn, records)
+        verdicts = [(v.email, v.status, v.sub_status or None, str(self.policy.deliverability(v.status)),
+                     self.policy.ttl(v.status)) for v in _asked(result, emails)]
+        with self.night.db.shared() as conn:
+            facts_db.put_verdicts(conn, verdicts)
+        _adopt(self.night, [email for email, *_ in verdicts])
 
 
 def _asked(result: BatchResult, emails: list[str]) -> list[Validation]:
@@ -230,9 +238,50 @@ def _asked(result: BatchResult, emails: list[str]) -> list[Validation]:
     return [v for v in result.validations if v.email in asked]
 
 
-def _cached(night: TenantNight, addresses: list[str]) -> dict[str, contacts_db.CachedVerification]:
+def _cached(night: TenantNight, addresses: list[str]) -> dict[str, facts_db.Verdict]:
+    """The fleet's fresh verdicts of ``addresses``, adopted into the tenant's view."""
+    with night.db.shared() as conn:
+        verdicts = facts_db.fresh_verdicts(conn, addresses)
+    if verdicts:
+        _adopt(night, list(verdicts))
+    return verdicts
+
+
+def _adopt(night: TenantNight, emails: list[str]) -> None:
+    """The tenant's view of these addresses: the fleet's current verdicts, copied under RLS."""
+    with night.db.shared() as conn:
+        verdicts = facts_db.fresh_verdicts(conn, emails)
+    records = [contacts_db.VerificationRecord(v.email, v.status, v.sub_status, v.policy, v.expires_at - v.verified_at)
+               for v in verdicts.values()]
     with night.transaction() as conn:
-        return contacts_db.cached_verifications(conn, addresses)
+        contacts_db.put_verifications(conn, records)
+
+
+def _claim(night: TenantNight, emails: list[str]) -> set[str]:
+    with night.db.shared() as conn:
+        return facts_db.claim_many(conn, "verification", emails, DEFAULT_CLAIM_TTL)
+
+
+def _release(night: TenantNight, emails: list[str]) -> None:
+    with night.db.shared() as conn:
+        facts_db.release(conn, "verification", emails)
+
+
+async def _wait_for_others(night: TenantNight, emails: list[str]) -> dict[str, facts_db.Verdict]:
+    """Verdicts of ``emails`` that other runs are verifying, as they arrive (at most a claim's lifetime)."""
+    deadline = time.monotonic() + DEFAULT_CLAIM_TTL.total_seconds()
+    found: dict[str, facts_db.Verdict] = {}
+    while len(found) < len(emails) and time.monotonic() < deadline:
+        found.update(await asyncio.to_thread(_cached, night, [e for e in emails if e not in found]))
+        if len(found) < len(emails):
+            claimed = await asyncio.to_thread(_claim, night, [e for e in emails if e not in found])
+            if claimed:
+                # Their claimers finished or died: what they stored is taken, the rest this run sends itself.
+                found.update(await asyncio.to_thread(_cached, night, sorted(claimed)))
+                await asyncio.to_thread(_release, night, sorted(claimed))
+                break
+            await asyncio.sleep(POLL_S)
+    return found
 
 
 async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroBounceClient | NullZeroBounceClient,
@@ -260,10 +309,21 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
         report.degradations.append(f"{client.reason}: {len(pending)} addresses stay unverified")
     elif pending and isinstance(client, ZeroBounceClient):
         night.share_limits("zerobounce", client)
-        verifier = _Verifier(client, night, policy=policy)
-        await _verify_pending(verifier, pending, batch_size,
-                              limiter or (batch_limiter(batches_per_minute, period_s)
-                                          if batches_per_minute is not None else None), report)
+        mine = await asyncio.to_thread(_claim, night, pending)
+        try:
+            others = [address for address in pending if address not in mine]
+            if others:
+                arrived = await _wait_for_others(night, others)
+                report.cache_hits += len(arrived)
+                report.policies.update((email, verdict.policy) for email, verdict in arrived.items())
+                pending = [address for address in pending if address not in arrived]
+            verifier = _Verifier(client, night, policy=policy)
+            if pending:
+                await _verify_pending(verifier, pending, batch_size,
+                                      limiter or (batch_limiter(batches_per_minute, period_s)
+                                                  if batches_per_minute is not None else None), report)
+        finally:
+            await asyncio.to_thread(_release, night, sorted(mine))
     report.unverified = len(pending) - report.verified
     report.by_policy = dict(Counter(report.policies.values()))
     return report

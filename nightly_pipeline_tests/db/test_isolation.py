@@ -35,7 +35,6 @@ def sample_rows(tenant: int, company: int) -> dict[str, dict]:
                             reasons=Jsonb([]), rationale="r", rationale_source="template"),
         "vendor_usage": dict(run_id=run, vendor="tavily", endpoint="/extract", status="settled"),
         "odoo_sync_log": dict(run_id=run, company_id=company, operation="create"),
-        "extraction_cache": dict(corpus_hash="h", model="m", profile=Jsonb({})),
         "lusha_lookups": dict(domain="acme.sg"),
         "rationale_cache": dict(feature_hash="h", rationale="r", source="template"),
         "enrichment_run_stages": dict(run_id=run, stage="crawl_corpus"),
@@ -75,7 +74,7 @@ def two_tenants(admin, db):
                                RETURNING company_id""").fetchone()[0]
     ordered = ["odoo_connections", "icp_rules", "icp_candidate_companies", "enrichment_runs",
                "company_enrichment_runs", "contacts", "email_verification_cache", "lead_features", "lead_scores",
-               "vendor_usage", "odoo_sync_log", "extraction_cache", "lusha_lookups", "rationale_cache",
+               "vendor_usage", "odoo_sync_log", "lusha_lookups", "rationale_cache",
                "enrichment_run_stages", "night_alerts"]
     for tenant in (a, b):
         rows = sample_rows(tenant, company)

@@ -29,7 +29,8 @@ from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.db.acra import CompanyRow
 from nightly_pipeline.db.budget import Scope
-from nightly_pipeline.db.extraction_cache import get_cached, put_cached
+from nightly_pipeline.db.public_facts import get_extraction as get_cached
+from nightly_pipeline.db.public_facts import put_extraction as put_cached
 from nightly_pipeline_sandbox.base import FaultConfig, SandboxServer
 from nightly_pipeline_sandbox.llm import OpenAIServer
 from nightly_pipeline.settings_resource import PipelineSettings
@@ -164,7 +165,8 @@ def test_a_rerun_answers_from_the_cache_without_calling_openai(
     assert again.profile == first.profile
     assert again.corpus_hash == first.corpus_hash
     assert openai_server.stats() == stats_after_first
-    assert len(usage_rows(admin)) == 1
+    # The reuse is in the ledger: who reused a fact, at no cost.
+    assert [(r["units_charged"], r["status"]) for r in usage_rows(admin)][1:] == [(0, "reused")]
 
 
 @pytest.mark.database
@@ -290,7 +292,8 @@ def test_an_empty_corpus_is_never_sent(db: Database, tenant: int, openai_server:
 # --- the cache table -------------------------------------------------------------------------
 
 @pytest.mark.database
-def test_cache_upserts_and_stays_within_the_tenant(db: Database, tenant: int) -> None:
+def test_cache_upserts_and_is_shared_by_the_fleet(db: Database, tenant: int) -> None:
+    # The model's reading of public pages is a public fact: another tenant reuses it, nothing names who paid.
     with db.shared() as conn:
         other_tenant = tenants_db.register_tenant(conn, "globex", None)
     with db.tenant(tenant) as conn:
@@ -300,7 +303,7 @@ def test_cache_upserts_and_stays_within_the_tenant(db: Database, tenant: int) ->
         assert get_cached(conn, "h1", MODEL) == {"industry": "freight"}
         assert get_cached(conn, "h1", "gpt-4o") is None
     with db.tenant(other_tenant) as conn:
-        assert get_cached(conn, "h1", MODEL) is None
+        assert get_cached(conn, "h1", MODEL) == {"industry": "freight"}
 
 
 # --- the resource and the cache key ----------------------------------------------------------

@@ -87,7 +87,7 @@ def test_a_better_source_is_never_replaced_by_a_worse_one(db: Database) -> None:
     def record(found: Headcount) -> bool:
         with db.shared() as conn:
             return enrichment_db.record_headcount(conn, company_id, found.to_dict(), SOURCE_RANK[found.source],
-                                                  run_id=uuid.uuid4(), crawled_at=NOW)
+                                                  crawled_at=NOW)
 
     assert record(headcount.inferred(120))
     assert stored_headcount(db, company_id) == {"employees_estimate": None, "employees_min": 51,

@@ -8,7 +8,8 @@ import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db.budget import Scope
-from nightly_pipeline.db.extraction_cache import get_cached, put_cached
+from nightly_pipeline.db.public_facts import get_extraction as get_cached
+from nightly_pipeline.db.public_facts import put_extraction as put_cached
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.paid_call import Answer, Billed, NullClient, PaidCall, VendorMeter, unavailable_reason
 from nightly_pipeline_tests.kit.night import new_night

@@ -62,6 +62,7 @@ HARD_CASE_PATHS: dict[str, str] = {
     "cp1252": "/",                              # site-wide: cp1252 bytes, no charset anywhere
     "broken_html": "/",                         # site-wide: unclosed tags, stray closers, nested forms
     "key_page_offsite": "/contact",             # 301 to another company's contact page
+    "hostile_json_ld": "/",                     # site-wide: JSON-LD name with \u0000, 10^13 employees
 }
 HARD_CASES: tuple[str, ...] = tuple(HARD_CASE_PATHS)
 _OFFSITE_CASES = frozenset({"redirect_offsite", "key_page_offsite"})

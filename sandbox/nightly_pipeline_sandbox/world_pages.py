@@ -140,6 +140,11 @@ def _organization_json_ld(site: Site) -> str:
     }
     if site.employees_published not in ("both", "structured"):
         del data["numberOfEmployees"]
+    if site.hard_case == "hostile_json_ld":
+        # What careless CMS plugins publish: a NUL inside the name (jsonb refuses it) and a headcount
+        # no integer column holds.
+        data["name"] = f"{site.display_name}\u0000\u0007"
+        data["numberOfEmployees"] = {"@type": "QuantitativeValue", "value": 10**13}
     # "</" inside a script element would end it early.
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
