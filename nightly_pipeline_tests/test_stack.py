@@ -24,6 +24,7 @@ pytestmark = pytest.mark.distributed
 TENANTS = 4
 TENANT_CONCURRENCY = 2
 DAY = "2026-06-01"
+ARRIVAL_JITTER_S = 0.02
 WORKERS = 2
 COMMON = {"SHORTLIST_DAILY_CAP": "5", "SCHED_TENANT_CONCURRENCY": str(TENANT_CONCURRENCY),
           "CRAWL_MAX_PAGES": "3"}
@@ -40,7 +41,9 @@ def services() -> None:
 
 
 def sandbox_config() -> SandboxConfig:
-    return SandboxConfig(web_latency_scale=0.1, vendor_latency_scale=0)
+    # No drawn web latency: the sandbox logs a request after its latency, so with none the log's
+    # times are arrival times and the gaps between them are the crawler's.
+    return SandboxConfig(web_latency_scale=0, vendor_latency_scale=0)
 
 
 @pytest.fixture(scope="module")
@@ -100,5 +103,6 @@ def test_politeness_held_at_the_sandbox_across_both_workers(distributed_night):
     assert times
     gaps = {domain: min(b - a for a, b in zip(sorted(ts), sorted(ts)[1:]))
             for domain, ts in times.items() if len(ts) > 1}
-    too_close = {d: round(g, 3) for d, g in gaps.items() if g < MIN_DOMAIN_INTERVAL_S}
+    # Loopback delivery and the server's own handling shift an arrival by milliseconds.
+    too_close = {d: round(g, 3) for d, g in gaps.items() if g < MIN_DOMAIN_INTERVAL_S - ARRIVAL_JITTER_S}
     assert too_close == {}
