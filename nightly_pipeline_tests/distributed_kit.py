@@ -40,6 +40,10 @@ SOFTWARE = {"ssic_codes": ["62011", "62021", "62090", "63110"], "preferred_title
             "keywords": ["saas", "cloud"]}
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 BIN = Path(sys.executable).parent
+# The caller's own deployment choices never leak into a night: each night names its own.
+DEPLOYMENT_VARIABLES = ("DAGSTER_EXECUTOR", "DAGSTER_PG_URL", "DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL",
+                        "DATABASE_URL", "DATABASE_ADMIN_URL", "SCHED_TENANT_CONCURRENCY", "SHORTLIST_DAILY_CAP",
+                        "SCHED_DAILY_CAP_PER_TENANT")
 
 
 def services_missing() -> list[str]:
@@ -59,7 +63,7 @@ def services_missing() -> list[str]:
     return missing
 
 
-def _with_db(url: str, name: str, *, driver: str | None = None) -> str:
+def database_url(url: str, name: str, *, driver: str | None = None) -> str:
     params = psycopg.conninfo.conninfo_to_dict(url)
     params["dbname"] = name
     user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", "5432")
@@ -88,7 +92,7 @@ def app_database(tenants: int, odoo_url: str) -> Iterator[tuple[str, list[int]]]
     from nightly_pipeline_tests.api.conftest import add_tenant
 
     with fresh_database("np_dist_app") as name:
-        url = _with_db(SERVER_URL, name)
+        url = database_url(SERVER_URL, name)
         migrate(url, APP_ROLE)
         database = Database(DatabaseTarget(admin_url=url, app_url=url, app_role=APP_ROLE, embedded=False))
         try:
@@ -117,7 +121,7 @@ class NightResult:
 
 
 def _env(base: dict[str, str], sandbox: Sandbox, app_url: str, home: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in SANDBOX_KEYS}
+    env = {k: v for k, v in base.items() if k not in SANDBOX_KEYS and k not in DEPLOYMENT_VARIABLES}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env.pop(name, None)
     env.update(sandbox.env)

@@ -57,7 +57,7 @@ def embedded_night(services, tmp_path_factory) -> kit.NightResult:
 def distributed_night(services, tmp_path_factory) -> kit.NightResult:
     with kit.fresh_database("np_dist_dagster") as dagster_db:
         extra = {**COMMON, "DAGSTER_EXECUTOR": "celery",
-                 "DAGSTER_PG_URL": kit._with_db(kit.SERVER_URL, dagster_db, driver="psycopg2"),
+                 "DAGSTER_PG_URL": kit.database_url(kit.SERVER_URL, dagster_db, driver="psycopg2"),
                  "DAGSTER_CELERY_BROKER_URL": f"{kit.REDIS_URL}/{kit.BROKER_DB}",
                  "DAGSTER_CELERY_BACKEND_URL": f"{kit.REDIS_URL}/{kit.BACKEND_DB}"}
         home = tmp_path_factory.mktemp("distributed")
