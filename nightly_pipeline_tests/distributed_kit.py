@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
@@ -165,10 +164,11 @@ def run_night(home: Path, tenants: int, day: str, extra_env: dict[str, str], *, 
             stack = subprocess.Popen([str(BIN / "nightly-pipeline"), "stack", "up", "--workers", str(workers),
                                       "--no-webserver", "--grace", "30"], env=env, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_default_signals)
+        groups: dict[str, int] = {}
         with _instance_from(home, env) as instance:
             instance.add_dynamic_partitions(TENANTS, [tenant_key(t) for t in tenant_ids])
             try:
-                groups = _wait_for_groups(stack, log_path, 2 + workers)
+                groups = _wait_for_groups(stack, log_path, 1 + workers)  # the daemon and the workers
                 subprocess.run([str(BIN / "dagster"), "job", "backfill", "-w", str(home / "workspace.yaml"),
                                 "-l", "nightly_pipeline", "-j", "nightly_job", "--partitions", ",".join(keys),
                                 "--noprompt"], env=env, check=True, capture_output=True, text=True, timeout=300)
@@ -185,9 +185,8 @@ def run_night(home: Path, tenants: int, day: str, extra_env: dict[str, str], *, 
             workers_by_tenant = celery_workers_by_tenant(instance, runs)
             steps = step_seconds(instance, runs)
         shortlists = {t: shortlist(env, t, day) for t in tenant_ids}
-        groups_after = groups if "groups" in locals() else {}
-        return NightResult(runs, workers_by_tenant, shortlists, log_path.read_text(), code, groups_after,
-                           survivors_of(groups_after), wall, list(sandbox.web.request_log), steps)
+        return NightResult(runs, workers_by_tenant, shortlists, log_path.read_text(), code, groups,
+                           survivors_of(groups), wall, list(sandbox.web.request_log), steps)
 
 
 @contextlib.contextmanager
@@ -213,7 +212,7 @@ def _wait_for_groups(stack: subprocess.Popen, log_path: Path, expected: int) -> 
     deadline = time.monotonic() + 120  # a safety net for a hung start, not a performance assertion
     while True:
         groups = {m["name"]: int(m["pid"]) for m in _PID_LINE.finditer(log_path.read_text())}
-        if len(groups) >= expected - 1:  # no webserver
+        if len(groups) >= expected:
             return groups
         if stack.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"the stack did not start:\n{log_path.read_text()[-4000:]}")
@@ -285,8 +284,3 @@ def max_started_at_once(runs: list[dg.RunRecord]) -> int:
         raise AssertionError(f"a run without start or end time: {spans}")
     return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
 
-
-def yesterday_in_singapore() -> str:
-    from nightly_pipeline.clock import today_in_singapore
-
-    return (today_in_singapore() - dt.timedelta(days=1)).isoformat()
