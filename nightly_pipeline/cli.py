@@ -32,6 +32,7 @@ from nightly_pipeline.instance import ensure_dagster_home
 from nightly_pipeline.clock import today_in_singapore
 from nightly_pipeline.partitions import InvalidTenantKey, tenant_key
 from nightly_pipeline.settings import Settings, SettingsError, load_settings
+from nightly_pipeline.stack import add_stack_parser
 
 # Other installed distributions add subcommands here (nightly_pipeline_sandbox adds `sandbox`): each
 # entry point is a callable that takes the top-level subparsers and adds its own parser, whose
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
 
     add_api_parser(top, _tenant_id)
+    add_stack_parser(top)
     _add_installed_commands(top)
     return parser
 

@@ -39,18 +39,30 @@ run_retries:
   max_retries: 1
   retry_on_asset_or_op_failure: false
 
-# Storage: SQLite files under DAGSTER_HOME by default. For production, keep runs, events and
-# schedules in PostgreSQL (dagster-postgres; under SQLAlchemy 2.1 the URL must say +psycopg2):
-# storage:
-#   postgres:
-#     postgres_url:
-#       env: DAGSTER_PG_URL   # e.g. postgresql+psycopg2://dagster:secret@db.internal:5432/dagster
+{storage}"""
+
+
+SQLITE_STORAGE = """\
+# Storage: SQLite files under DAGSTER_HOME (one machine). Set DAGSTER_PG_URL to keep runs, events
+# and schedules in PostgreSQL, which every host of a deployment shares (README: Scaling out).
+"""
+
+# The URL stays in the environment: every process that opens the instance (daemon, webserver,
+# run workers, Celery workers) reads DAGSTER_PG_URL itself, and no password lands in this file.
+POSTGRES_STORAGE = """\
+# Storage: runs, event logs and schedules in PostgreSQL (DAGSTER_PG_URL, a postgresql+psycopg2://
+# URL: dagster-postgres speaks psycopg2), shared by every host of the deployment.
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
 """
 
 
 def render_instance_yaml(settings: Settings) -> str:
     concurrency = settings.sched_tenant_concurrency
-    return INSTANCE_YAML.format(tenant_concurrency=concurrency, max_runs=max(10, concurrency))
+    storage = POSTGRES_STORAGE if settings.dagster_pg_url is not None else SQLITE_STORAGE
+    return INSTANCE_YAML.format(tenant_concurrency=concurrency, max_runs=max(10, concurrency), storage=storage)
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     database_admin_url: SecretStr | None = None
     database_app_role: str = Field("nightly_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     dagster_home: Path = Path(".nightly_pipeline")
+    # Dagster's own storage (runs, event logs, schedules) in PostgreSQL instead of SQLite files
+    # under DAGSTER_HOME: what several hosts (daemon, webserver, workers) must share.
+    dagster_pg_url: SecretStr | None = None
+    # Where the steps of a tenant run execute: in the run's own process (one machine), or as
+    # Celery tasks on `nightly-pipeline stack worker` processes on any host.
+    dagster_executor: Literal["in_process", "celery"] = "in_process"
+    dagster_celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    dagster_celery_backend_url: str = "redis://127.0.0.1:6379/1"
 
     # Vendors
     openai_api_key: SecretStr | None = None
@@ -209,6 +217,22 @@ class Settings(BaseSettings):
     def _interval_floor(cls, value: float) -> float:
         if value < MIN_DOMAIN_INTERVAL_S:
             raise ValueError(f"a number of seconds >= {MIN_DOMAIN_INTERVAL_S} (our politeness floor), got {value}")
+        return value
+
+    @field_validator("dagster_pg_url")
+    @classmethod
+    def _psycopg2_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 picks psycopg 3 for a bare
+        # postgresql:// URL, and then every event write fails.
+        if value is not None and not value.get_secret_value().startswith("postgresql+psycopg2://"):
+            raise ValueError("a postgresql+psycopg2:// URL (dagster-postgres needs the psycopg2 driver)")
+        return value
+
+    @field_validator("dagster_celery_broker_url", "dagster_celery_backend_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError("a redis:// or rediss:// URL")
         return value
 
     @field_validator("dagster_home")
