@@ -50,7 +50,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import datetime as dt
 import importlib.util
 import json
 import math
