@@ -5,6 +5,7 @@ this one, so they never share a core. The client sends absolute-form GETs for or
 simulated sites for a fixed number of seconds and prints requests/s and the ratio to the 1,000 req/s floor.
 
     .venv/bin/python bench/sandbox_proxy.py [--seconds 8] [--connections 300]
+    .venv/bin/python bench/sandbox_proxy.py --quick   # 3 s of load
 """
 from __future__ import annotations
 
@@ -83,7 +84,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="3 seconds of load (what `make bench` runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = 3.0
 
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe()

@@ -73,6 +73,9 @@ def _host(value: str) -> str | None:
     return host.rstrip(".")
 
 
+# A crawl asks for the registrable domain of every link of every page (social networks, the site's own
+# pages), a few hundred distinct values many thousands of times, and a public-suffix lookup is not cheap.
+@functools.lru_cache(maxsize=65_536)
 def registrable_domain(value: str | None) -> str | None:
     """``https://www.Acme.com.sg/about`` → ``acme.com.sg``, from a URL, a host or a bare domain.
 

@@ -89,3 +89,13 @@ def test_an_address_is_on_the_company_domain_by_registrable_domain(company_domai
 ])
 def test_phones_become_e164_with_singapore_as_the_default_region(raw: str, expected: str | None) -> None:
     assert normalize_phone(raw) == expected
+
+
+def test_registrable_domain_answers_the_same_when_asked_again() -> None:
+    # Cached by value: a repeated question, in any spelling, gets the answer its own value has.
+    for _ in range(2):
+        assert registrable_domain("https://www.Acme.com.sg/about") == "acme.com.sg"
+        assert registrable_domain("https://WWW.ACME.COM.SG/") == "acme.com.sg"
+        assert registrable_domain("info@acme.com.sg") is None
+        assert registrable_domain(None) is None
+        assert registrable_domain("localhost") is None

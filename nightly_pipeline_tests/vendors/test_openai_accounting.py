@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import math
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,8 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.db.acra import CompanyRow
@@ -191,3 +195,33 @@ def test_extraction_and_rationales_settle_a_failed_call_by_the_same_rule(db: Dat
     with night.transaction() as conn:
         [row] = conn.execute("SELECT units_reserved, units_charged, status FROM vendor_usage").fetchall()
     assert (row["units_charged"], row["status"]) == (row["units_reserved"], "error")
+
+
+def _estimate_char_by_char(text: str) -> int:
+    """The estimate's rule spelled out one character at a time (what estimate_tokens must equal)."""
+    digit_groups = sum(math.ceil(len(run) / 3) for run in re.findall(r"[0-9]+", text))
+    letters = singles = 0
+    for char in text:
+        if char in "0123456789":
+            continue
+        if not char.isascii() or not (char.isalnum() or char.isspace()):
+            singles += 1
+        else:
+            letters += 1
+    return math.ceil(letters / 4) + digit_groups + singles
+
+
+@pytest.mark.parametrize("text", [
+    "".join(chr(code) for code in range(128)),
+    "Call +65 6123 4567 or 98765432; 12 staff since 2009.\t\n\r\x0b\x0c\x1c\x1f",
+    "新加坡 Pte. Ltd. — café ½ ٣٤٥ \u00a0\u2003\x85 emoji 🚚 {\"k\": [1, 22, 333, 4444]}",
+    "",
+])
+def test_the_estimate_counts_every_character_as_its_rule_says(text: str) -> None:
+    assert estimate_tokens(text) == _estimate_char_by_char(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_the_estimate_matches_its_rule_for_any_text(text: str) -> None:
+    assert estimate_tokens(text) == _estimate_char_by_char(text)
