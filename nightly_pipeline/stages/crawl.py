@@ -42,7 +42,12 @@ from nightly_pipeline.stages.discovery import DiscoveredWebsite, WebsiteDiscover
 from nightly_pipeline.stages.extraction import ExtractionResult, Extractor
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.stages.public_facts import fetch_once, max_age
-from nightly_pipeline.stages.tavily_fallback import FallbackContent, TavilyFallback, transient_failures
+from nightly_pipeline.stages.tavily_fallback import (
+    FallbackContent,
+    TavilyFallback,
+    current_transient_failures,
+    transient_failures,
+)
 from nightly_pipeline.vendors.openai import ChatClient
 from nightly_pipeline.vendors.paid_call import unavailable_reason
 from nightly_pipeline.vendors.tavily import NullTavilyClient
@@ -201,14 +206,27 @@ class CrawlStage:
         def store(found: DiscoveredWebsite | None) -> bool:
             if found is not None and not _website_is_public(found):
                 return False
+            if found is None and searched_in_vain:
+                # "No website" after a search that failed for a passing reason is tonight's outage,
+                # not a fact: a re-run, and every other tenant, must search again.
+                return False
             with self.db.shared() as conn:
                 facts_db.put_website(conn, company.company_id, found.domain if found else None,
                                      found.source if found else None, found.confidence if found else None,
                                      found.evidence if found else None)
             return True
 
+        searched_in_vain = False
+
         async def discover() -> facts_db.PublicWebsite | DiscoveredWebsite | None:
-            return await self.discovery.discover(company)
+            nonlocal searched_in_vain
+            with transient_failures() as failures:
+                found = await self.discovery.discover(company)
+            searched_in_vain = bool(failures)
+            # The company's own record of passing failures (see enrich) must still see this search's.
+            if failures and (outer := current_transient_failures()) is not None:
+                outer.extend(failures)
+            return found
 
         fetched = await fetch_once(self.db, "website", str(company.company_id), lookup=lookup, fetch=discover,
                                    store=store)

@@ -156,6 +156,11 @@ def transient_failures() -> Iterator[list[str]]:
         _TRANSIENT_FAILURES.reset(token)
 
 
+def current_transient_failures() -> list[str] | None:
+    """The list the innermost ``transient_failures`` block collects into, if any."""
+    return _TRANSIENT_FAILURES.get()
+
+
 class TavilyFallback:
     """Budgeted Tavily calls for one tenant run; a :class:`NullTavilyClient` means no calls at all.
 
