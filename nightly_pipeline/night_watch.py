@@ -16,7 +16,7 @@ import logging
 import dagster as dg
 
 from nightly_pipeline import alerts
-from nightly_pipeline.clock import today_in_singapore
+from nightly_pipeline.clock import SINGAPORE
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import night_stages as stages_db
 from nightly_pipeline.db import tenants as tenants_db
@@ -103,7 +103,7 @@ def fail_night_of_run(db: Database, settings: Settings, run: dg.DagsterRun, fail
 
 def watch(db: Database, settings: Settings, instance: dg.DagsterInstance, now: dt.datetime) -> dict[str, int]:
     """One sweep over the schedulable tenants: orphaned nights failed, unsent alerts sent, SLA checked."""
-    today = today_in_singapore()
+    today = now.astimezone(SINGAPORE).date()
     with db.shared() as conn:
         directory = [t for t in tenants_db.directory(conn) if t.schedulable]
     counts = {"orphans_failed": 0, "alerts_sent": 0, "sla_alerts_sent": 0}
