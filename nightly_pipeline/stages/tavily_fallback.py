@@ -228,9 +228,23 @@ class TavilyFallback:
     async def _metered(self, endpoint: Endpoint, call: Callable[[], Any]) -> _CallOutcome:
         """One query through the paid-call path, ``call`` made in a worker thread."""
         async def send(_: int) -> Any:
-            if self._limiter is not None:
-                await self._limiter.acquire(tavily_vendor.REQUESTS_BUCKET)
-            return tavily_vendor.answer(await asyncio.to_thread(call))
+            limiter = self._limiter
+            if limiter is None:
+                return tavily_vendor.answer(await asyncio.to_thread(call))
+            if not isinstance(self._client, tavily_vendor.RetryingTavilyClient):
+                # A client that makes one attempt a call takes the turn here.
+                await limiter.acquire(tavily_vendor.REQUESTS_BUCKET)
+                return tavily_vendor.answer(await asyncio.to_thread(call))
+            loop = asyncio.get_running_loop()
+
+            def wait_turn() -> None:
+                asyncio.run_coroutine_threadsafe(limiter.acquire(tavily_vendor.REQUESTS_BUCKET), loop).result()
+
+            token = tavily_vendor.before_each_attempt.set(wait_turn)
+            try:
+                return tavily_vendor.answer(await asyncio.to_thread(call))
+            finally:
+                tavily_vendor.before_each_attempt.reset(token)
 
         async with self._gate:
             paid = await self._meter.call(endpoint, 1, send, billed_for_error=tavily_vendor.billed_for_error,

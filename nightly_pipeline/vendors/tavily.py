@@ -5,6 +5,7 @@ be read; a call Tavily refused or that never reached it counts none. The credits
 (``usage.credits``) go into the ledger's status line. Failure descriptions leave exception messages
 out, since they may echo the request.
 """
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -113,6 +114,11 @@ def retry_after_of(error: BaseException) -> float | None:
 
 TAVILY_RETRY = CallRetry(is_transient, retry_after_of)
 
+# The key's fleet-wide pace, set by the caller of a call that runs in a worker thread (which copies
+# the caller's context): each attempt of a retried call waits its own turn, since each is a request.
+before_each_attempt: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "tavily_before_each_attempt", default=None)
+
 
 class RetryingTavilyClient(TavilyClient):
     """tavily-python's client whose search, extract and crawl retry transient failures per call.
@@ -129,7 +135,9 @@ class RetryingTavilyClient(TavilyClient):
         self._sleep = sleep
 
     def _retried(self, call: Callable[[], T]) -> T:
-        return self._retry.call(call, sleep=self._sleep)
+        wait_turn = before_each_attempt.get()
+        return self._retry.call(call, sleep=self._sleep,
+                                on_attempt=(lambda _: wait_turn()) if wait_turn is not None else None)
 
     def search(self, *args: Any, **kwargs: Any) -> Any:
         return self._retried(lambda: super(RetryingTavilyClient, self).search(*args, **kwargs))

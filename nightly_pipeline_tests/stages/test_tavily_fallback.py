@@ -22,6 +22,8 @@ from nightly_pipeline_sandbox.base import FaultConfig
 from nightly_pipeline_sandbox.runner import SANDBOX_KEYS, Sandbox
 from nightly_pipeline.settings_resource import PipelineSettings
 from nightly_pipeline.stages.night import TenantNight
+from nightly_pipeline.db import rate_limits
+from nightly_pipeline.vendors import tavily as tavily_vendor
 from nightly_pipeline.vendors.tavily import NullTavilyClient, RetryingTavilyClient, TavilyResource
 from nightly_pipeline_tests.kit.discovery import (
     crawler_config,
@@ -248,3 +250,25 @@ def test_a_throttled_call_is_retried_after_the_wait_tavily_names(sandbox: Sandbo
     assert len(waits) == 2 and all(wait >= 2 for wait in waits)
     assert client.search("anything Singapore", max_results=1)["results"] is not None
     client.close()
+
+
+def test_every_attempt_of_a_retried_call_waits_its_own_turn_of_the_key(sandbox: Sandbox, night: TenantNight) -> None:
+    # A retry is one more request against the key's per-minute limit, so the fleet counts it too.
+    client = RetryingTavilyClient(SANDBOX_KEYS["TAVILY_API_KEY"], api_base_url=sandbox.tavily.url,
+                                  sleep=lambda _: None)
+    saved = sandbox.tavily.faults
+    sandbox.tavily.faults = FaultConfig(rate_429=1.0, retry_after_s=0)
+    try:
+        hits = asyncio.run(_search(TavilyFallback(client, night), "anything Singapore"))
+    finally:
+        sandbox.tavily.faults = saved
+        client.close()
+    assert hits == [] and [r.status for r in sandbox.tavily.request_log] == [429, 429, 429]
+    with night.db.shared() as conn:
+        admitted = rate_limits.busiest_window(conn, tavily_vendor.fingerprint(client), tavily_vendor.REQUESTS_BUCKET,
+                                              3600)
+    assert admitted == 3
+
+
+async def _search(fallback: TavilyFallback, query: str) -> list[SearchHit]:
+    return await fallback.search(query)
