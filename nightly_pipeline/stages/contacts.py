@@ -237,6 +237,10 @@ class _LushaFallback:
         remaining = await self.meter.remaining()
         await self._search_all(lookups, remaining)
         picks = self._plan(lookups, await self.meter.remaining())
+        for lookup in lookups:
+            if lookup.ended is None and lookup.searched and not lookup.new_ids:
+                # Nothing new to pay for: the lookup is complete as it is.
+                await asyncio.to_thread(self._store_lookup, lookup.domain, lookup.request_id, lookup.people, 0)
         gate = asyncio.Semaphore(self.chunks_in_flight)
 
         async def one(request_id: str, batch: list[tuple[_Lookup, str]]) -> None:
@@ -259,7 +263,9 @@ class _LushaFallback:
 
     # -- searches ----------------------------------------------------------------------------
     async def _search_all(self, lookups: list[_Lookup], remaining: int) -> None:
-        """Search the lookups in target order, chunk by chunk, until the cap could not serve another company.
+        """Search the lookups in target order, chunk by chunk, until the cap could not serve another company;
+        then the companies nobody matched under the preferred titles, pooled into chunks of their own,
+        without the title filter (ranked by seniority).
 
         A company behind as many companies with a new candidate as the cap has units left would get
         nothing in the fair order, so it is not searched: searches are free but count against the key's
@@ -268,25 +274,33 @@ class _LushaFallback:
         with_candidates = 0
         chunks = _chunks(lookups, DOMAINS_PER_SEARCH)
         for first in range(0, len(chunks), self.chunks_in_flight):
-            wave = chunks[first:first + self.chunks_in_flight]
             if self.stop_reason is not None or with_candidates >= remaining:
-                for lookup in (lookup for chunk in chunks[first:] for lookup in chunk):
-                    lookup.ended = "stopped" if self.stop_reason is not None else "cap"
+                _end((lookup for chunk in chunks[first:] for lookup in chunk),
+                     "stopped" if self.stop_reason is not None else "cap")
                 self.cap_exhausted = self.cap_exhausted or self.stop_reason is None
                 break
-            async with asyncio.TaskGroup() as group:
-                for chunk in wave:
-                    group.create_task(self._search_chunk(chunk, self.preferred_titles))
-            if self.preferred_titles:
-                # Nobody under the preferred titles: the search without them ranks by seniority.
-                unmatched = [lookup for chunk in wave for lookup in chunk if lookup.ended is None and not lookup.best]
-                async with asyncio.TaskGroup() as group:
-                    for chunk in _chunks(unmatched, DOMAINS_PER_SEARCH):
-                        group.create_task(self._search_chunk(chunk, []))
-            for lookup in (lookup for chunk in wave for lookup in chunk if lookup.ended is None):
-                revealed = {str(person.get("contact_id")) for person in lookup.known}
-                lookup.new_ids = [hit.contact_id for hit in lookup.best if hit.contact_id not in revealed]
-                with_candidates += bool(lookup.new_ids)
+            wave = chunks[first:first + self.chunks_in_flight]
+            await self._search_chunks(wave, self.preferred_titles)
+            with_candidates += sum(bool(self._new_ids(lookup)) for chunk in wave for lookup in chunk
+                                   if lookup.ended is None)
+        if self.preferred_titles:
+            unmatched = [lookup for lookup in lookups if lookup.ended is None and not lookup.best]
+            chunks = _chunks(unmatched, DOMAINS_PER_SEARCH)
+            for first in range(0, len(chunks), self.chunks_in_flight):
+                await self._search_chunks(chunks[first:first + self.chunks_in_flight], [])
+        for lookup in lookups:
+            if lookup.ended is None:
+                lookup.new_ids = self._new_ids(lookup)
+
+    async def _search_chunks(self, chunks: list[list[_Lookup]], titles: Sequence[str]) -> None:
+        async with asyncio.TaskGroup() as group:
+            for chunk in chunks:
+                group.create_task(self._search_chunk(chunk, titles))
+
+    @staticmethod
+    def _new_ids(lookup: _Lookup) -> list[str]:
+        revealed = {str(person.get("contact_id")) for person in lookup.known}
+        return [hit.contact_id for hit in lookup.best if hit.contact_id not in revealed]
 
     async def _search_chunk(self, chunk: list[_Lookup], titles: Sequence[str]) -> None:
         """One search over the chunk's domains, every page of it; each hit to the lookup it belongs to."""
@@ -337,13 +351,10 @@ class _LushaFallback:
 
     # -- enrich ------------------------------------------------------------------------------
     def _plan(self, lookups: list[_Lookup], remaining: int) -> list[tuple[_Lookup, str]]:
-        """The contacts to enrich, in the order the cap is spent, trimmed to what it has left; lookups with
-        nothing new to pay for are stored now."""
+        """The contacts to enrich, in the order the cap is spent, trimmed to what it has left."""
         searched = [lookup for lookup in lookups if lookup.ended is None and lookup.searched]
         for lookup in searched:
             self.counters["already_revealed"] += len(lookup.best) - len(lookup.new_ids)
-            if not lookup.new_ids:
-                self._store_lookup(lookup.domain, lookup.request_id, lookup.people, 0)
         ordered = fair_order([[(lookup, cid) for cid in lookup.new_ids] for lookup in searched])
         picks = ordered[:remaining]
         if len(picks) < len(ordered):
