@@ -271,7 +271,9 @@ class _LushaFallback:
         nothing in the fair order, so it is not searched: searches are free but count against the key's
         request limits.
         """
-        with_candidates = 0
+        titles = self.preferred_titles
+        with_candidates = 0  # companies searched to the end that have a new candidate
+        unmatched: list[_Lookup] = []  # nobody under the titles, not yet searched without them
         chunks = _chunks(lookups, DOMAINS_PER_SEARCH)
         for first in range(0, len(chunks), self.chunks_in_flight):
             if self.stop_reason is not None or with_candidates >= remaining:
@@ -280,17 +282,31 @@ class _LushaFallback:
                 self.cap_exhausted = self.cap_exhausted or self.stop_reason is None
                 break
             wave = chunks[first:first + self.chunks_in_flight]
-            await self._search_chunks(wave, self.preferred_titles)
-            with_candidates += sum(bool(self._new_ids(lookup)) for chunk in wave for lookup in chunk
-                                   if lookup.ended is None)
-        if self.preferred_titles:
-            unmatched = [lookup for lookup in lookups if lookup.ended is None and not lookup.best]
-            chunks = _chunks(unmatched, DOMAINS_PER_SEARCH)
-            for first in range(0, len(chunks), self.chunks_in_flight):
-                await self._search_chunks(chunks[first:first + self.chunks_in_flight], [])
+            await self._search_chunks(wave, titles)
+            for lookup in (lookup for chunk in wave for lookup in chunk if lookup.ended is None):
+                if titles and not lookup.best:
+                    unmatched.append(lookup)
+                else:
+                    with_candidates += bool(self._new_ids(lookup))
+            if unmatched and with_candidates < remaining <= with_candidates + len(unmatched):
+                # Whether the next chunk is needed depends on these: search them now, not pooled later.
+                with_candidates += await self._search_without_titles(unmatched)
+                unmatched = []
+        if unmatched:
+            await self._search_without_titles(unmatched)
         for lookup in lookups:
             if lookup.ended is None:
                 lookup.new_ids = self._new_ids(lookup)
+
+    async def _search_without_titles(self, lookups: list[_Lookup]) -> int:
+        """Search ``lookups`` without the title filter (ranked by seniority); how many then have a new candidate."""
+        chunks = _chunks(lookups, DOMAINS_PER_SEARCH)
+        for first in range(0, len(chunks), self.chunks_in_flight):
+            if self.stop_reason is not None:
+                _end((lookup for chunk in chunks[first:] for lookup in chunk), "stopped")
+                break
+            await self._search_chunks(chunks[first:first + self.chunks_in_flight], [])
+        return sum(bool(self._new_ids(lookup)) for lookup in lookups if lookup.ended is None)
 
     async def _search_chunks(self, chunks: list[list[_Lookup]], titles: Sequence[str]) -> None:
         async with asyncio.TaskGroup() as group:
