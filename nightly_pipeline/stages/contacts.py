@@ -33,7 +33,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from nightly_pipeline.db import contacts as contacts_db
 from nightly_pipeline.db.enrichment import RunRecord
@@ -73,6 +73,7 @@ DEFAULT_IDS_PER_COMPANY = 3
 DOMAINS_PER_SEARCH = 25
 DEFAULT_CACHE_DAYS = 30
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
+K = TypeVar("K")
 
 
 @dataclasses.dataclass
@@ -116,7 +117,8 @@ class _CompanyOutcome:
     stored: list[Contact]
 
 
-def _name_key(name: str | None) -> str:
+def name_key(name: str | None) -> str:
+    """A company name reduced to its letters and digits, without its legal form."""
     return _NON_ALNUM.sub("", core_name(name or "").lower())
 
 
@@ -126,7 +128,7 @@ def name_variants(company: Mapping[str, Any]) -> list[str]:
     for field in ("name", "legal_name"):
         value = company.get(field)
         if isinstance(value, str) and value.strip():
-            variants.setdefault(_name_key(value), core_name(value))
+            variants.setdefault(name_key(value), core_name(value))
     return [name for key, name in variants.items() if key]
 
 
@@ -134,13 +136,13 @@ def _belongs_to(hit: SearchHit, domain: str, name_keys: set[str]) -> bool:
     # Name filters can match a namesake company: trust a hit by its domain, by its name only without one.
     if hit.fqdn:
         return registrable_domain(hit.fqdn) == domain
-    return _name_key(hit.company_name) in name_keys
+    return name_key(hit.company_name) in name_keys
 
 
 def rank_hits(hits: Iterable[SearchHit], *, domain: str, names: Sequence[str], preferred_titles: Sequence[str],
               limit: int) -> list[SearchHit]:
     """The company's own contacts with a work email, best first: preferred title order, then seniority."""
-    name_keys = {_name_key(name) for name in names}
+    name_keys = {name_key(name) for name in names}
     own = [h for h in hits if h.has_work_email and _belongs_to(h, domain, name_keys)]
     own.sort(key=lambda h: (preferred_title_rank(h.job_title, preferred_titles), -classify_title(h.job_title),
                             h.contact_id))
@@ -172,11 +174,12 @@ class _Lookup:
     credits: int = 0
     calls_pending: int = 0
     cut_short: bool = False
+    refused_for_cap: bool = False
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
     @property
     def name_keys(self) -> set[str]:
-        return {_name_key(name) for name in self.names} - {""}
+        return {name_key(name) for name in self.names} - {""}
 
     @property
     def people(self) -> list[dict[str, Any]]:
@@ -340,7 +343,7 @@ class _LushaFallback:
                 self._lost(chunk, self._failed(error), str(error))
                 return
             for hit in result.hits:
-                owner = _owner(hit, by_domain, by_name)
+                owner = hit_owner(hit, by_domain, by_name)
                 if owner is not None:
                     hits[owner.domain].append(hit)
                     request_of[owner.domain].setdefault(hit.contact_id, result.request_id)
@@ -375,9 +378,9 @@ class _LushaFallback:
         picks = ordered[:remaining]
         if len(picks) < len(ordered):
             self.cap_exhausted = True
-        chosen = {id(lookup) for lookup, _ in picks}
+        chosen = {lookup for lookup, _ in picks}
         for lookup in searched:
-            if lookup.new_ids and id(lookup) not in chosen:
+            if lookup.new_ids and lookup not in chosen:
                 lookup.ended = "cap"
         return picks
 
@@ -409,7 +412,14 @@ class _LushaFallback:
             if (lookup := owner.get(contact.contact_id)) is not None:
                 lookup.enriched.append(contact.to_dict())
                 lookup.credits += 1
-        await self._after_call(lookups)
+        # The reservation may have been trimmed (another call spent the cap meanwhile): the ids past it
+        # were not sent.
+        sent = list(dict.fromkeys(lookup for lookup, _ in batch[:paid.units]))
+        unsent = [lookup for lookup in lookups if lookup not in sent]
+        if unsent:
+            self.cap_exhausted = True
+            await self._after_call(unsent, refused_for_cap=True)
+        await self._after_call(sent)
 
     async def _after_call(self, lookups: list[_Lookup], *, lost: str | None = None, error: str = "",
                           refused_for_cap: bool = False) -> None:
@@ -419,10 +429,11 @@ class _LushaFallback:
             async with lookup.lock:
                 lookup.calls_pending -= 1
                 finished = lookup.calls_pending == 0
+                lookup.refused_for_cap = lookup.refused_for_cap or refused_for_cap
                 if lost is not None:
                     lookup.cut_short = True
                     self._lost([lookup], lost, error)
-                elif refused_for_cap and finished and not lookup.enriched:
+                elif lookup.refused_for_cap and finished and not lookup.enriched:
                     _end([lookup], "cap")
                 if not lookup.enriched and (not finished or lookup.ended is not None):
                     continue
@@ -468,12 +479,13 @@ def _end(lookups: Iterable[_Lookup], how: str) -> None:
             lookup.ended = how
 
 
-def _owner(hit: SearchHit, by_domain: Mapping[str, _Lookup], by_name: Mapping[str, list[_Lookup]]) -> _Lookup | None:
-    """The lookup a hit of a many-domain search belongs to: by the hit's domain; by its company name only
+def hit_owner(hit: SearchHit, by_domain: Mapping[str, K], by_name: Mapping[str, Sequence[K]]) -> K | None:
+    """Whose a hit of a many-company search is: the company of the hit's domain (``by_domain``, keyed
+    by registrable domain); by the hit's company name (``by_name``, keyed by :func:`name_key`) only
     when Lusha gives no domain, and then only when one company of the search has that name."""
     if hit.fqdn:
         return by_domain.get(registrable_domain(hit.fqdn) or "")
-    named = by_name.get(_name_key(hit.company_name), [])
+    named = by_name.get(name_key(hit.company_name), ())
     return named[0] if len(named) == 1 else None
 
 
@@ -568,7 +580,7 @@ def _report(outcomes: Sequence[_CompanyOutcome], fallback: _LushaFallback | None
         lusha_contacts_enriched=counters["contacts_enriched"],
         lusha_cache_hits=counters["cache_hits"],
         lusha_already_revealed=counters["already_revealed"],
-        cap_reached=counters["skipped_for_cap"] > 0,
+        cap_reached=counters["skipped_for_cap"] > 0 or (fallback is not None and fallback.cap_exhausted),
         companies_skipped_for_cap=counters["skipped_for_cap"],
         companies_skipped_after_stop=counters["skipped_after_stop"],
         emails=sorted({c.email for o in outcomes for c in o.stored}),

@@ -16,8 +16,8 @@ import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.domain.contacts import fair_order
-from nightly_pipeline.stages.contacts import DOMAINS_PER_SEARCH, name_variants, rank_hits
-from nightly_pipeline.vendors.lusha import MAX_ENRICH_IDS, MAX_PAGE_SIZE, LushaClient
+from nightly_pipeline.stages.contacts import DOMAINS_PER_SEARCH, hit_owner, name_key, name_variants, rank_hits
+from nightly_pipeline.vendors.lusha import MAX_ENRICH_IDS, MAX_PAGE_SIZE, LushaClient, SearchHit
 from nightly_pipeline_sandbox.harness import serving
 from nightly_pipeline_sandbox.lusha import LushaServer
 from nightly_pipeline_sandbox.people import people_for
@@ -157,6 +157,7 @@ def test_the_cap_is_spent_exactly_and_fairly_best_candidate_of_each_company_firs
     assert {k: sorted(v) for k, v in lusha_ids(db, tenant).items()} == {k: sorted(v) for k, v in expected.items()}
     assert len(expected) == 60, "every company has its best candidate before any has a second"
     assert report.lusha_contacts_enriched == stats["contacts_enriched"] == 75
+    assert report.cap_reached and report.companies_skipped_for_cap == 0
     usage = night.budget.usage()["lusha"]
     assert usage["charged"] == usage["reserved"] == 75
 
@@ -230,3 +231,19 @@ def test_an_enrich_call_lost_to_an_outage_costs_only_its_companies_and_nothing_i
     assert set(final) == {c["company_id"] for c in companies}
     assert len(paid_first) + retry.lusha_contacts_enriched == len({cid for ids in final.values() for cid in ids}), \
         "no contact is paid for twice"
+
+
+def hit(contact_id: str, *, fqdn: str | None, company_name: str | None = None) -> SearchHit:
+    return SearchHit(contact_id, None, "CEO", company_name, fqdn, True)
+
+
+def test_a_hit_goes_to_the_company_of_its_domain_or_else_of_its_unique_name() -> None:
+    by_domain = {"acme.com.sg": "acme", "beta.sg": "beta", "twin-a.sg": "twin a", "twin-b.sg": "twin b"}
+    by_name = {name_key("Acme Pte. Ltd."): ["acme"], name_key("Beta"): ["beta"],
+               name_key("Twin Holdings"): ["twin a", "twin b"]}
+    assert hit_owner(hit("1", fqdn="www.beta.sg", company_name="Acme"), by_domain, by_name) == "beta"
+    assert hit_owner(hit("2", fqdn="elsewhere.com"), by_domain, by_name) is None
+    assert hit_owner(hit("3", fqdn=None, company_name="ACME PTE LTD"), by_domain, by_name) == "acme"
+    assert hit_owner(hit("4", fqdn=None, company_name="Twin Holdings"), by_domain, by_name) is None, \
+        "a name two companies of the search share names neither"
+    assert hit_owner(hit("5", fqdn=None, company_name=None), by_domain, by_name) is None
