@@ -40,11 +40,11 @@ from nightly_pipeline.db.enrichment import RunRecord
 from nightly_pipeline.domain.acra import core_name
 from nightly_pipeline.domain.contacts import (
     Contact,
+    batches_by_key,
     choose_primary,
     classify_title,
     company_domain,
     contact_from_lusha,
-    batches_by_key,
     contacts_from_signals,
     fair_order,
     preferred_title_rank,
