@@ -307,7 +307,7 @@ def test_at_most_five_calls_are_in_flight(db: Database, tenant: int) -> None:
     assert 1 < transport.peak <= MAX_IN_FLIGHT
 
 
-def test_company_concurrency_of_one_keeps_one_company_in_flight(db: Database, tenant: int) -> None:
+def test_company_concurrency_of_one_keeps_one_lusha_request_in_flight(db: Database, tenant: int) -> None:
     companies = add_companies(db, 2 * DOMAINS_PER_SEARCH)
     transport = CountingTransport()
     night = dataclasses.replace(new_night(db, tenant), settings=load_settings({"SCHED_COMPANY_CONCURRENCY": "1"}))
