@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import math
 import re
 import time
 from collections import Counter
@@ -71,6 +72,10 @@ DEFAULT_IDS_PER_COMPANY = 3
 # domains spend requests on half-empty pages, more add pages that are read one after another (a chunk
 # takes longer) and put more companies on one request (a lost request leaves them all for the next run).
 DOMAINS_PER_SEARCH = 25
+# The hits of one company a search reads at most: what a search of that company alone read (one page
+# of 25). It bounds a chunk's pages to what its companies' searches one by one would have cost, where a
+# company with hundreds of people in Lusha would otherwise drag a search through many pages.
+HITS_PER_COMPANY = 25
 DEFAULT_CACHE_DAYS = 30
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 K = TypeVar("K")
@@ -333,7 +338,8 @@ class _LushaFallback:
         hits: dict[str, list[SearchHit]] = {domain: [] for domain in domains}
         request_of: dict[str, dict[str, str]] = {domain: {} for domain in domains}
         page, pages = 0, 1
-        while page < pages:
+        page_budget = max(1, math.ceil(len(chunk) * HITS_PER_COMPANY / lusha_vendor.MAX_PAGE_SIZE))
+        while page < min(pages, page_budget):
             if self.stop_reason is not None:
                 _end(chunk, "stopped")
                 return
@@ -349,11 +355,19 @@ class _LushaFallback:
                     request_of[owner.domain].setdefault(hit.contact_id, result.request_id)
             pages = result.pages if result.hits else page + 1
             page += 1
+            if all(len(found) >= HITS_PER_COMPANY for found in hits.values()):
+                break
+        unread = [lookup for lookup in chunk if not hits[lookup.domain]] if page < pages else []
         for lookup in chunk:
+            if lookup in unread and len(unread) < len(chunk):
+                continue
             lookup.searched = True
             lookup.best = rank_hits(hits[lookup.domain], domain=lookup.domain, names=lookup.names,
                                     preferred_titles=self.preferred_titles, limit=self.ids_per_company)
             lookup.request_of = request_of[lookup.domain]
+        if unread and len(unread) < len(chunk):
+            # The page budget ran out before these companies' hits came: they are searched on their own.
+            await self._search_chunk(unread, titles)
 
     async def _search_page(self, domains: Sequence[str], names: Sequence[str], titles: Sequence[str],
                            page: int) -> SearchResult:

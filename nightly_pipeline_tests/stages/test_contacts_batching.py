@@ -16,6 +16,7 @@ import pytest
 
 from nightly_pipeline.db import Database
 from nightly_pipeline.domain.contacts import fair_order
+from nightly_pipeline.stages import contacts as contacts_stage
 from nightly_pipeline.stages.contacts import DOMAINS_PER_SEARCH, hit_owner, name_key, name_variants, rank_hits
 from nightly_pipeline.vendors.lusha import MAX_ENRICH_IDS, MAX_PAGE_SIZE, LushaClient, SearchHit
 from nightly_pipeline_sandbox.harness import serving
@@ -247,3 +248,16 @@ def test_a_hit_goes_to_the_company_of_its_domain_or_else_of_its_unique_name() ->
     assert hit_owner(hit("4", fqdn=None, company_name="Twin Holdings"), by_domain, by_name) is None, \
         "a name two companies of the search share names neither"
     assert hit_owner(hit("5", fqdn=None, company_name=None), by_domain, by_name) is None
+
+
+def test_a_chunk_reads_no_more_pages_than_its_companies_searched_alone_would_and_misses_none(
+        db: Database, tenant: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two hits a company: a page of 50 covers a few companies, and the chunk's budget is one page.
+    monkeypatch.setattr(contacts_stage, "HITS_PER_COMPANY", 2)
+    companies = add_companies(db, DOMAINS_PER_SEARCH)
+    with lusha() as server:
+        report = run_stage(server, companies, new_night(db, tenant), preferred_titles=[])
+        calls = server.stats()["calls_by_endpoint"]
+
+    assert 1 < calls[SEARCH] < DOMAINS_PER_SEARCH
+    assert report.degradations == [] and set(lusha_ids(db, tenant)) == {c["company_id"] for c in companies}
