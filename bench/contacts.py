@@ -435,6 +435,8 @@ def _figures(args: argparse.Namespace, night: Night, contacts: ContactsReport | 
         "lusha_contacts_enriched": lusha["contacts_enriched"],
         "lusha_credits": lusha["credits_total"],
         "companies_needing_lusha": contacts.companies_needing_lusha if contacts else None,
+        "lusha_requests_per_company": (round(lusha_calls / contacts.companies_needing_lusha, 3)
+                                       if contacts and contacts.companies_needing_lusha else None),
         "contacts_by_source": contacts.contacts_by_source if contacts else None,
         "primary_contacts": contacts.primary_contacts if contacts else None,
         "addresses": pending,
@@ -471,7 +473,7 @@ def _print_report(figures: dict[str, Any]) -> None:
     print(f"  aim                ratio <= {TARGET_RATIO}")
     print(f"  Lusha                {figures['lusha_calls']:,} calls served, {figures['lusha_refused_429']:,} more "
           f"refused with 429 ({figures['lusha_searches']:,} searches and {figures['lusha_enrich_calls']:,} enrich "
-          f"calls sent)")
+          f"calls sent), {figures['lusha_requests_per_company']} requests per company needing Lusha")
     print(f"  ZeroBounce           {figures['zerobounce_batches_served']} batch calls served for "
           f"{figures['addresses']:,} addresses ({figures['zerobounce_batches_needed']} needed, "
           f"{figures['zerobounce_refused_429']} refused)")

@@ -1,6 +1,7 @@
 """Stage 5: people to write to for each target, from its site and, when the site names nobody, Lusha.
 
-Lusha lookups stay within LUSHA_MAX_CONTACT_LOOKUPS for the run and are cached per domain for 30
+Lusha lookups are batched across companies (a search names many domains, an enrich call takes the
+ids of one search), stay within LUSHA_MAX_CONTACT_LOOKUPS for the run and are cached per domain for 30
 days; contacts are one row per (tenant, company, email) and re-runs update them.
 """
 import asyncio
@@ -62,6 +63,8 @@ def contacts(context: dg.AssetExecutionContext, database: DatabaseResource, pipe
         "dagster/row_count": sum(len(found) for found in by_company.values()),
         "contacts_by_source": dg.MetadataValue.json(report.contacts_by_source),
         "lusha_lookups": report.lusha_contacts_enriched,
+        # Lusha's key limits count requests: searches (a page each) and enrich calls, for many companies each.
+        "lusha_requests": report.lusha_searches + report.lusha_enrich_calls,
         "lusha_cache_hits": report.lusha_cache_hits,
         "lusha_cap_reached": report.cap_reached,
         "companies_without_contacts": report.companies_without_contacts,

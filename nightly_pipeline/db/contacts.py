@@ -126,15 +126,29 @@ def get_lusha_lookup(conn: psycopg.Connection, domain: str, max_age: dt.timedelt
     return LushaLookup(**row) if row else None
 
 
+def get_lusha_lookups(conn: psycopg.Connection, domains: Iterable[str],
+                      max_age: dt.timedelta) -> dict[str, LushaLookup]:
+    """The stored lookups of ``domains`` by domain; ``is_fresh`` when younger than ``max_age``."""
+    rows = conn.execute(
+        """SELECT domain, looked_up_at, request_id, contacts, credits, looked_up_at > now() - %s AS is_fresh
+           FROM lusha_lookups WHERE tenant_id = current_tenant_id() AND domain = ANY(%s)""",
+        (max_age, list(domains))).fetchall()
+    return {row["domain"]: LushaLookup(**row) for row in rows}
+
+
 def put_lusha_lookup(conn: psycopg.Connection, domain: str, request_id: str | None,
-                     contacts: Sequence[Mapping[str, Any]], credits: int) -> None:
-    """Store a lookup of ``domain`` made now; ``credits`` is what this lookup cost."""
+                     contacts: Sequence[Mapping[str, Any]], credits: int, *, complete: bool = True) -> None:
+    """Store a lookup of ``domain`` made now; ``credits`` is what this lookup cost.
+
+    A lookup cut short (``complete=False``) keeps the contacts it paid for but is dated at the epoch,
+    stale for any cache age: the next run looks the domain up again without paying for them twice.
+    """
     conn.execute(
         """INSERT INTO lusha_lookups (domain, looked_up_at, request_id, contacts, credits)
-           VALUES (%s, now(), %s, %s, %s)
+           VALUES (%s, CASE WHEN %s THEN now() ELSE 'epoch'::timestamptz END, %s, %s, %s)
            ON CONFLICT (tenant_id, domain) DO UPDATE SET looked_up_at = excluded.looked_up_at,
                request_id = excluded.request_id, contacts = excluded.contacts, credits = excluded.credits""",
-        (domain, request_id, Jsonb([dict(c) for c in contacts]), credits))
+        (domain, complete, request_id, Jsonb([dict(c) for c in contacts]), credits))
 
 
 @dataclasses.dataclass(frozen=True)

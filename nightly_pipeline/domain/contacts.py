@@ -13,7 +13,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from nightly_pipeline.domain.web import (
     ROLE_LOCAL_PARTS,
@@ -315,3 +315,25 @@ def choose_primary(contacts: Iterable[Contact], preferred_titles: Sequence[str],
         not c.on_company_domain,
         c.email,
     ))
+
+
+T = TypeVar("T")
+
+
+def fair_order(groups: Sequence[Sequence[T]]) -> list[T]:
+    """Every group's first item (groups in their order), then every group's second, and so on: the
+    order a shared cap is spent in, so that a cap cut short leaves no group with all and another with none."""
+    longest = max((len(group) for group in groups), default=0)
+    return [group[rank] for rank in range(longest) for group in groups if rank < len(group)]
+
+
+def batches_by_key(items: Iterable[tuple[str, T]], size: int) -> list[tuple[str, list[T]]]:
+    """``(key, item)`` pairs gathered per key into batches of at most ``size`` items; the batches come
+    in the order of their first item and keep the items' order."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    by_key: dict[str, list[T]] = {}
+    for key, item in items:
+        by_key.setdefault(key, []).append(item)
+    return [(key, group[start:start + size]) for key, group in by_key.items()
+            for start in range(0, len(group), size)]

@@ -37,6 +37,7 @@ VENDOR = "lusha"
 REQUESTS_BUCKET = "lusha.requests"
 MAX_ENRICH_IDS = 100
 MAX_PAGE_SIZE = 50
+MAX_PAGES = 1000
 DEFAULT_MAX_ATTEMPTS = MAX_ATTEMPTS
 _RESET_IN = re.compile(r"reset in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _MESSAGE_CHARS = 200
@@ -94,6 +95,13 @@ class SearchResult:
     hits: tuple[SearchHit, ...]
     total: int
     attempts: int = 1
+    page: int = 0
+    page_size: int = 25
+
+    @property
+    def pages(self) -> int:
+        """How many pages of ``page_size`` the whole result takes (Lusha serves at most ``MAX_PAGES``)."""
+        return min(MAX_PAGES, -(-self.total // self.page_size)) if self.total > 0 else 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,20 +254,26 @@ class LushaClient:
         if http is not None:
             await http.aclose()
 
-    async def search_contacts(self, domain: str | None, names: Sequence[str] = (), titles: Sequence[str] = (), *,
-                              page_size: int = 25) -> SearchResult:
-        """Contacts of the company at ``domain`` (and/or named ``names``) whose titles contain one of ``titles``."""
-        if not domain and not names:
+    async def search_contacts(self, domains: str | Sequence[str] | None, names: Sequence[str] = (),
+                              titles: Sequence[str] = (), *, page: int = 0, page_size: int = 25) -> SearchResult:
+        """Page ``page`` of the contacts of the companies at ``domains`` (and/or named ``names``) whose
+        titles contain one of ``titles``. Each page is its own search request: enrich the ids of a page
+        with that page's ``request_id``."""
+        domain_list = [domains] if isinstance(domains, str) else list(domains or ())
+        domain_list = list(dict.fromkeys(d for d in domain_list if d))
+        if not domain_list and not names:
             raise ValueError("search needs a company domain or name")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if not 0 <= page < MAX_PAGES:
+            raise ValueError(f"page must be in 0..{MAX_PAGES - 1}, got {page}")
         companies: dict[str, list[str]] = {}
-        if domain:
-            companies["domains"] = [domain]
+        if domain_list:
+            companies["domains"] = domain_list
         if names:
             companies["names"] = list(dict.fromkeys(names))
         contacts = {"jobTitles": list(dict.fromkeys(titles))} if titles else {}
-        body = {"pages": {"page": 0, "size": page_size},
+        body = {"pages": {"page": page, "size": page_size},
                 "filters": {"contacts": {"include": contacts}, "companies": {"include": companies}}}
         payload, attempts = await self._post(SEARCH_PATH, body, idempotent=True)
         request_id = payload.get("requestId")
@@ -268,7 +282,8 @@ class LushaClient:
         items = payload.get("data") if isinstance(payload.get("data"), list) else []
         hits = tuple(hit for item in items if isinstance(item, Mapping) and (hit := _search_hit(item)) is not None)
         total = payload.get("totalResults")
-        return SearchResult(request_id, hits, total if isinstance(total, int) else len(hits), attempts)
+        return SearchResult(request_id, hits, total if isinstance(total, int) else len(hits), attempts,
+                            page=page, page_size=page_size)
 
     async def enrich(self, request_id: str, contact_ids: Sequence[str]) -> EnrichResult:
         """Reveal ``contact_ids`` of search ``request_id``; Lusha bills each contact it reveals."""

@@ -118,6 +118,10 @@ class VendorMeter:
             await asyncio.to_thread(store, answer.value, billed.units)
         return PaidCall(value=answer.value, units=reservation.units, charged=billed.units, problem=answer.problem)
 
+    async def remaining(self) -> int:
+        """What the cap has left now; a plan to spend it must still reserve through :meth:`call`."""
+        return await asyncio.to_thread(self.budget.remaining, self.vendor, self.cap, self.scope)
+
     async def record_free(self, endpoint: str, status: str, started: float) -> None:
         """A call that costs nothing (a search, a balance check), for the cost report."""
         latency_ms = int((time.monotonic() - started) * 1000)

@@ -11,10 +11,12 @@ from nightly_pipeline.domain.contacts import (
     Contact,
     Deliverability,
     VerificationPolicy,
+    batches_by_key,
     choose_primary,
     classify_title,
     contact_from_lusha,
     contacts_from_signals,
+    fair_order,
     merge_contacts,
     name_from_local_part,
     preferred_title_rank,
@@ -184,3 +186,16 @@ def test_merging_site_and_lusha_keeps_one_contact_with_both_sources() -> None:
     assert merge_contacts(merge_contacts(site, lusha), site) == merge_contacts(site, lusha)
     with pytest.raises(ValueError):
         merge_contacts(site, person("other@acme.com.sg"))
+
+
+def test_fair_order_takes_every_groups_first_item_before_any_groups_second() -> None:
+    assert fair_order([["a1", "a2", "a3"], [], ["c1"], ["d1", "d2"]]) == ["a1", "c1", "d1", "a2", "d2", "a3"]
+    assert fair_order([]) == []
+
+
+def test_batches_by_key_keep_each_keys_items_together_in_batches_of_at_most_size() -> None:
+    items = [("r1", 1), ("r2", 2), ("r1", 3), ("r1", 4), ("r3", 5), ("r2", 6)]
+    assert batches_by_key(items, 2) == [("r1", [1, 3]), ("r1", [4]), ("r2", [2, 6]), ("r3", [5])]
+    assert batches_by_key([], 100) == []
+    with pytest.raises(ValueError):
+        batches_by_key(items, 0)

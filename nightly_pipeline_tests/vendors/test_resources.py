@@ -16,7 +16,7 @@ from nightly_pipeline_sandbox.lusha import LushaServer
 from nightly_pipeline_sandbox.zerobounce import ZeroBounceServer
 from nightly_pipeline.settings import SettingsError
 from nightly_pipeline.settings_resource import PipelineSettings
-from nightly_pipeline.vendors.lusha import LushaClient, LushaResource, NullLushaClient
+from nightly_pipeline.vendors.lusha import LushaClient, LushaResource, NullLushaClient, SearchResult
 from nightly_pipeline.vendors.openai import NullOpenAIChat, OpenAIChat, OpenAIResource
 from nightly_pipeline.vendors.paid_call import NullClient
 from nightly_pipeline.vendors.tavily import NullTavilyClient, TavilyResource
@@ -205,3 +205,19 @@ def test_a_run_reads_its_settings_once_and_every_resource_shares_them(monkeypatc
     resources = default_resources(settings)
     assert dg.materialize([probe], resources={k: v for k, v in resources.items() if k != "database"}).success
     assert len(set(seen.values())) == 1 and len(seen) == 5
+
+
+def test_a_lusha_search_by_many_domains_is_read_page_by_page(lusha_server: LushaServer) -> None:
+    domains = [f"firm{i}.com.sg" for i in range(12)]
+
+    async def every_page() -> list[SearchResult]:
+        async with LushaClient(KEYS["LUSHA_API_KEY"], base_url=lusha_server.url) as client:
+            first = await client.search_contacts(domains, page_size=10)
+            rest = [await client.search_contacts(domains, page=page, page_size=10) for page in range(1, first.pages)]
+            return [first, *rest]
+
+    results = asyncio.run(every_page())
+    hits = [hit for result in results for hit in result.hits]
+    assert len(results) == results[0].pages > 1 and len(hits) == results[0].total
+    assert {hit.fqdn for hit in hits} == set(domains)
+    assert len({result.request_id for result in results}) == len(results), "each page is its own search request"

@@ -15,6 +15,9 @@ Behaviour chosen where Lusha's documentation is silent (see vendor-apis.md §2):
 * ``GET /v2/person?linkedinUrl=`` finds the people of ``companies`` (the sandbox world's
   domain → name map, when given) and of every company this server has already looked up, because a
   LinkedIn URL does not name the company. ``companies`` also supplies the names shown in results.
+* ``search_outage_domains`` and ``enrich_outage_domains`` imitate an outage that hits some requests
+  only: a search naming one of the first, or an enrich of a contact at one of the second, answers 503
+  every time (nothing billed).
 """
 from __future__ import annotations
 
@@ -94,7 +97,8 @@ class LushaServer(SandboxServer):
                  per_hour: int | None = None, per_day: int | None = None, credit_limit: int | None = None,
                  unknown_domain_rate: float = 0.1, unified_credits: bool = False,
                  companies: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 latency: LatencyModel | None = None, faults: FaultConfig | None = None) -> None:
+                 latency: LatencyModel | None = None, faults: FaultConfig | None = None,
+                 search_outage_domains: Iterable[str] = (), enrich_outage_domains: Iterable[str] = ()) -> None:
         super().__init__(seed=seed, latency=latency, faults=faults)
         self.api_keys = api_keys
         self.per_minute, self.per_hour, self.per_day = per_minute, per_hour, per_day
@@ -102,6 +106,8 @@ class LushaServer(SandboxServer):
         self.unknown_domain_rate = unknown_domain_rate
         self.unified_credits = unified_credits
         self.known_companies = {normalise_domain(d): name for d, name in (companies or {}).items()}
+        self.search_outage_domains = frozenset(normalise_domain(d) for d in search_outage_domains)
+        self.enrich_outage_domains = frozenset(normalise_domain(d) for d in enrich_outage_domains)
         self.clock = clock
         self._state_lock = threading.Lock()
         self._reset_state()
@@ -252,6 +258,8 @@ class LushaServer(SandboxServer):
             filters = _SearchFilters.parse(body.get("filters"))
         except ValueError as exc:
             return _error(400, str(exc))
+        if self.search_outage_domains & {normalise_domain(d) for d in filters.company_domains}:
+            return _error(503, "Service temporarily unavailable")
         matches = [person for company in self._companies_for(filters) for person in self._people(company)
                    if filters.accepts(person)]
         shown = matches[page * size:(page + 1) * size]
@@ -297,6 +305,10 @@ class LushaServer(SandboxServer):
         if searched is None:
             return _error(400, f"Unknown requestId {request_id}")
         found = [cid for cid in contact_ids if cid in searched]
+        with self._state_lock:
+            hit_by_outage = any(self._contacts[cid].domain in self.enrich_outage_domains for cid in found)
+        if hit_by_outage:
+            return _error(503, "Service temporarily unavailable")
         refusal = self._charge(key, len(found))
         if refusal is not None:
             return refusal

@@ -259,3 +259,17 @@ def test_known_companies_supply_names_and_linkedin_lookups(clock: FakeClock) -> 
         assert found["data"]["emailAddresses"][0]["email"] == person.email
         assert found["data"]["company"]["name"] == "Pearl Apps Pte. Ltd."
         assert {c["companyName"] for c in search(http)["data"]} == {"Pearl Apps Pte. Ltd."}
+
+
+def test_outages_refuse_only_the_searches_and_enrich_calls_of_their_domains(clock: FakeClock) -> None:
+    other = "otherco.com.sg"
+    with serving(LushaServer(unknown_domain_rate=0.0, clock=clock, search_outage_domains={other},
+                             enrich_outage_domains={DOMAIN})) as server, \
+            httpx.Client(base_url=server.url, headers={"api_key": "k"}) as http:
+        refused = http.post("/prospecting/contact/search", json=search_body(domains=[DOMAIN, other]))
+        assert refused.status_code == 503
+        found = search(http, domains=[DOMAIN])
+        ids = [item["contactId"] for item in found["data"][:2]]
+        enriched = http.post("/prospecting/contact/enrich", json={"requestId": found["requestId"], "contactIds": ids})
+        assert enriched.status_code == 503
+        assert server.stats()["credits_total"] == 0
