@@ -8,6 +8,7 @@ every later call. Each session builds its own ``ChatOpenAI`` with its own pool a
 Usage accounting lives here, next to the client: :func:`estimate_tokens` is the one estimate a
 reservation is made from, and :func:`tokens_billed_for` the one rule for what a failed call cost.
 """
+import contextvars
 import json
 import math
 import re
@@ -40,6 +41,12 @@ REPLY_PRIMING_TOKENS = 3
 RESPONSE_FORMAT_TOKENS = 16
 
 M = TypeVar("M", bound=BaseModel)
+
+# The SDK retries a refused or failed request itself; each retry is one more request, and its tokens,
+# against the key's limits. The weight of the call on this task lets the retry take its own turn.
+_call_tokens: contextvars.ContextVar[int] = contextvars.ContextVar("openai_call_tokens", default=0)
+# The SDK numbers its attempts in this request header: 0 for the first.
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
 
 _DIGIT_RUN = re.compile(r"[0-9]+")
 # Everything but ASCII letters and the ASCII characters str.isspace() accepts: deleting it counts the
@@ -156,7 +163,8 @@ class OpenAIChat:
             base_url=self.base_url,
             timeout=self.timeout_s,
             max_retries=self.max_retries,
-            http_async_client=openai.DefaultAsyncHttpxClient(timeout=self.timeout_s),
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=self.timeout_s,
+                                                             event_hooks={"request": [self._pace_retry]}),
             # Chat Completions only: langchain-openai picks the Responses API by model name for some models.
             use_responses_api=False,
             # Our own async client already; the socket-option transport would only override proxies.
@@ -182,8 +190,17 @@ class OpenAIChat:
     async def _acquire(self, messages: Sequence[BaseMessage], max_output_tokens: int,
                        schema: type[BaseModel] | None = None) -> None:
         prompt = estimate_prompt_tokens(messages, json.dumps(schema.model_json_schema()) if schema else None)
+        _call_tokens.set(prompt + max_output_tokens)
         await self.limiter.acquire(REQUESTS_BUCKET)
         await self.limiter.acquire(TOKENS_BUCKET, prompt + max_output_tokens)
+
+    async def _pace_retry(self, request: Any) -> None:
+        if request.headers.get(RETRY_COUNT_HEADER, "0") in ("", "0"):
+            return  # the first attempt took its turn in _acquire
+        await self.limiter.acquire(REQUESTS_BUCKET)
+        tokens = _call_tokens.get()
+        if tokens > 0:
+            await self.limiter.acquire(TOKENS_BUCKET, tokens)
 
     async def complete(self, messages: Sequence[BaseMessage], *, max_output_tokens: int) -> Answer[str]:
         """The reply's text and the tokens OpenAI reported for it."""

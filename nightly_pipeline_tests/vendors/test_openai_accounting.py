@@ -18,7 +18,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightly_pipeline.db import Database
+from nightly_pipeline.db import Database, rate_limits
 from nightly_pipeline.db.acra import CompanyRow
 from nightly_pipeline_sandbox.base import FaultConfig, SandboxServer
 from nightly_pipeline_sandbox.llm import OpenAIServer
@@ -28,6 +28,7 @@ from nightly_pipeline.scoring.rationale import build_messages as rationale_messa
 from nightly_pipeline.scoring.score import build_features, score
 from nightly_pipeline.stages.extraction import SCHEMA_JSON, Extractor, build_messages
 from nightly_pipeline.stages.extraction_profile import CompanyProfile
+from nightly_pipeline.vendors import openai as openai_vendor
 from nightly_pipeline.vendors.openai import (
     OpenAIChat,
     estimate_prompt_tokens,
@@ -225,3 +226,26 @@ def test_the_estimate_counts_every_character_as_its_rule_says(text: str) -> None
 @given(st.text())
 def test_the_estimate_matches_its_rule_for_any_text(text: str) -> None:
     assert estimate_tokens(text) == _estimate_char_by_char(text)
+
+
+@pytest.mark.database
+def test_every_attempt_the_sdk_retries_takes_its_own_turn_of_the_key(db: Database) -> None:
+    # The SDK retries a 429 itself; each attempt is a request, and its tokens, against the key's limits.
+    night = new_night(db, register_tenant(db), run_date=dt.date(2026, 6, 1))
+    messages = rationale_messages("Nimbus Apps 1", rationale_score())
+    with serving(OpenAIServer(api_keys={API_KEY}, faults=FaultConfig(rate_429=1.0, retry_after_s=0))) as throttled:
+        client = OpenAIChat(API_KEY, base_url=f"{throttled.url}/v1", max_retries=2, timeout_s=10)
+        night.share_limits("openai", client)
+
+        async def call() -> None:
+            async with client:
+                await client.complete(messages, max_output_tokens=50)
+
+        with pytest.raises(openai.RateLimitError):
+            asyncio.run(call())
+        attempts = len(throttled.request_log)
+    weight = estimate_prompt_tokens(messages, None) + 50
+    with db.shared() as conn:
+        requests = rate_limits.busiest_window(conn, client.key_fingerprint, openai_vendor.REQUESTS_BUCKET, 3600)
+        tokens = rate_limits.busiest_window(conn, client.key_fingerprint, openai_vendor.TOKENS_BUCKET, 3600)
+    assert attempts == 3 and (requests, tokens) == (3, 3 * weight)
