@@ -57,7 +57,7 @@ def run_stage(server: ZeroBounceServer | None, emails: Sequence[str], night: Ten
     # sandbox whose minute is scaled down, so the fleet's allowance is set out of the way.
     night = dataclasses.replace(
         night, settings=load_settings({"ZEROBOUNCE_MAX_VERIFICATIONS": str(max_verifications),
-                                       "ZEROBOUNCE_BATCHES_PER_MINUTE": "1000"}))
+                                       "ZEROBOUNCE_BATCHES_PER_MINUTE": "1000", "ZEROBOUNCE_POOL_WAIT_S": "0"}))
 
     async def run() -> VerificationReport:
         if server is None:
