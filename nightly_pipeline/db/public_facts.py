@@ -236,9 +236,12 @@ def queue_waiting(conn: psycopg.Connection, emails: Sequence[str]) -> QueueWaiti
 def take_verification_batch(conn: psycopg.Connection, limit: int, lease: dt.timedelta) -> list[str]:
     """Up to ``limit`` of the oldest waiting addresses, whoever queued them, leased for ``lease``.
 
-    Concurrent takers skip each other's rows, so no address is in two batches; a taker that dies
-    leaves its rows to be taken again when the lease runs out.
+    Takers take one after the other, so two slots granted at once fill one full batch and find the
+    queue empty, rather than splitting the same addresses into two part-filled calls; the lock is the
+    transaction's, so it is held for this short update only. A taker that dies leaves its rows to be
+    taken again when the lease runs out.
     """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('public_verification_queue', 0))")
     rows = conn.execute(
         f"""WITH picked AS (SELECT email FROM public_verification_queue WHERE {_WAITING}
                             ORDER BY queued_at, email LIMIT %s FOR UPDATE SKIP LOCKED)

@@ -1,5 +1,6 @@
 """The fleet's public facts in PostgreSQL: no table without row-level security names a tenant or a
 run, claims let one fetcher in at a time and expire, and facts are fresh only inside their window."""
+import concurrent.futures
 import datetime as dt
 import re
 from importlib import resources
@@ -105,10 +106,10 @@ def test_takers_of_the_verification_queue_get_the_oldest_addresses_and_never_the
         facts_db.enqueue_verifications(conn, QUEUED[:3])
     with db.shared() as conn:
         facts_db.enqueue_verifications(conn, QUEUED[3:])
-    with db.shared() as first, db.shared() as second:
-        # Two takers at once, the first still in its transaction: the second skips its rows.
-        assert facts_db.take_verification_batch(first, 2, LEASE) == QUEUED[:2]
-        assert facts_db.take_verification_batch(second, 2, LEASE) == QUEUED[2:4]
+    with db.shared() as conn:
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[:2]
+    with db.shared() as conn:
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[2:4]
     with db.shared() as conn:
         waiting = facts_db.queue_waiting(conn, QUEUED[:1])
         assert (waiting.own, waiting.total) == (0, 1) and waiting.oldest_s > 0
@@ -152,3 +153,18 @@ def test_the_queuer_reads_how_its_addresses_ended_and_withdraws_the_rest(db: Dat
         facts_db.end_verifications(conn, [(QUEUED[3], "delayed", False, "503")])
         facts_db.enqueue_verifications(conn, [QUEUED[3]])
         assert facts_db.queue_waiting(conn, [QUEUED[3]]).own == 1
+
+
+def test_takers_at_once_each_get_full_batches_of_different_addresses(db: Database) -> None:
+    emails = [f"valid.c{i:02d}@firm.com.sg" for i in range(12)]
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, emails)
+
+    def take() -> list[str]:
+        with db.shared() as conn:
+            return facts_db.take_verification_batch(conn, 4, LEASE)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: take(), range(4)))
+    assert sorted(len(batch) for batch in batches) == [0, 4, 4, 4]
+    assert sorted(email for batch in batches for email in batch) == emails
