@@ -250,12 +250,13 @@ class _Verifier:
             if pooled.waiting and self.stop_reason is not None:
                 pooled.waiting -= await asyncio.to_thread(self._withdraw, sorted(pooled.waiting))
             if pooled.waiting and time.monotonic() - progress_at > stall_s:
+                stalled = len(pooled.waiting)
                 pooled.waiting -= await asyncio.to_thread(self._withdraw, sorted(pooled.waiting))
                 # Still in a batch that outlived the wait: it may be billed, so it is counted.
                 pooled.charged += len(pooled.waiting)
                 if self.lost_reason is None:
-                    self.lost_reason = ("verification delayed to next night: no ZeroBounce batch verified "
-                                        f"{len(pooled.waiting) or 'the queued'} addresses in time")
+                    self.lost_reason = (f"verification delayed to next night: {stalled} queued addresses "
+                                        "found no ZeroBounce batch in time")
                 pooled.waiting.clear()
             if pooled.waiting and time.monotonic() - renewed_at > CLAIM_RENEWAL_S:
                 await asyncio.to_thread(_renew_claims, self.night, sorted(pooled.waiting))
@@ -326,7 +327,9 @@ class _Verifier:
                 result = await self.client.validate_batch(batch, slot=slot)
             except ZeroBounceError as error:
                 await asyncio.to_thread(self._end_failed_batch, batch, error)
-                self._stop(error)
+                # An outage loses this batch only, and the runs that queued its addresses report it.
+                if not isinstance(error, ZeroBounceUnavailable):
+                    self._stop(error)
                 return
         await asyncio.to_thread(self._end_batch, batch, result)
         if result.errors:
@@ -340,12 +343,13 @@ class _Verifier:
         """Store the batch's verdicts and mark each of its addresses with how it ended."""
         answered = {v.email: v for v in _asked(result, batch)}
         refused = {error.email for error in result.errors} - set(answered)
+        refusal = _degradation(ZeroBounceRejected(_refused_message(result, batch))) if refused else None
         outcomes: list[tuple[str, facts_db.QueueEnd, bool, str | None]] = []
         for email in batch:
             if email in answered:
                 outcomes.append((email, "verified", answered[email].charged, None))
             elif email in refused:
-                outcomes.append((email, "refused", False, _degradation(ZeroBounceRejected(_refused_message(result, batch)))))
+                outcomes.append((email, "refused", False, refusal))
             else:
                 outcomes.append((email, "delayed", False,
                                  "verification delayed to next night: ZeroBounce validatebatch answered no verdict"))
@@ -462,7 +466,7 @@ def _release(night: TenantNight, emails: list[str]) -> None:
 
 
 async def _wait_for_others(night: TenantNight, emails: list[str]) -> dict[str, facts_db.Verdict]:
-    """Verdicts of ``emails`` that other runs are verifying, as they arrive (while their claims last)."""
+    """Verdicts of ``emails`` that other runs are verifying, as they arrive (at most a claim's lifetime)."""
     deadline = time.monotonic() + DEFAULT_CLAIM_TTL.total_seconds()
     found: dict[str, facts_db.Verdict] = {}
     while len(found) < len(emails) and time.monotonic() < deadline:
