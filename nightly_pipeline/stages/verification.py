@@ -149,6 +149,8 @@ class _Pooled:
 
     waiting: set[str]
     charged: int = 0
+    # This run's takers between deciding to take a batch and taking it.
+    seeking: int = 0
 
 
 class _Verifier:
@@ -296,44 +298,63 @@ class _Verifier:
     async def _take_turns(self, pooled: _Pooled) -> None:
         """Send batches while this run has addresses waiting in the queue."""
         while pooled.waiting and self.stop_reason is None:
-            if await asyncio.to_thread(self._batch_due, sorted(pooled.waiting)):
-                await self._send_next_batch()
+            waiting = await asyncio.to_thread(self._queue_waiting, sorted(pooled.waiting))
+            # Once the cap is reached nothing more is queued, so no taker waits for a slot it cannot fill
+            # with this run's addresses: at most one taker of this run seeks a slot per batch they fill.
+            due = waiting.own > pooled.seeking * self.batch_size and (
+                waiting.total >= self.batch_size or waiting.oldest_s >= self.pool_wait_s)
+            if due:
+                pooled.seeking += 1
+                await self._send_next_batch(pooled)
             else:
                 await asyncio.sleep(POLL_S)
 
-    def _batch_due(self, own: list[str]) -> bool:
-        """Whether this run should take a batch now: some of its addresses wait, and the queue fills a
-        batch or its oldest address has waited long enough for others to join it."""
+    def _queue_waiting(self, own: list[str]) -> facts_db.QueueWaiting:
         with self.night.db.shared() as conn:
-            waiting = facts_db.queue_waiting(conn, own)
-        return waiting.own > 0 and (waiting.total >= self.batch_size or waiting.oldest_s >= self.pool_wait_s)
+            return facts_db.queue_waiting(conn, own)
 
-    async def _send_next_batch(self) -> None:
-        async with self.limiter if self.limiter is not None else contextlib.nullcontext():
-            if self.stop_reason is not None:
-                return
-            try:
-                slot = await self.client.batch_slot()
-            except ZeroBounceError as error:
+    async def _send_next_batch(self, pooled: _Pooled) -> None:
+        """Wait for a batch slot (counted in ``pooled.seeking`` until the batch is taken), take the
+        oldest queued addresses and send them."""
+        seeking = True
+        try:
+            async with self.limiter if self.limiter is not None else contextlib.nullcontext():
+                batch = await self._take_with_slot()
+                pooled.seeking, seeking = pooled.seeking - 1, False
+                if batch is not None:
+                    await self._send(*batch)
+        finally:
+            if seeking:
+                pooled.seeking -= 1
+
+    async def _send(self, batch_emails: list[str], slot: zerobounce_vendor.BatchSlot) -> None:
+        if not batch_emails:
+            await self.client.return_batch_slot(slot)
+            return
+        self.calls[BATCH_ENDPOINT] += 1
+        try:
+            result = await self.client.validate_batch(batch_emails, slot=slot)
+        except ZeroBounceError as error:
+            await asyncio.to_thread(self._end_failed_batch, batch_emails, error)
+            # An outage loses this batch only, and the runs that queued its addresses report it.
+            if not isinstance(error, ZeroBounceUnavailable):
                 self._stop(error)
-                return
-            # Taken only once the slot is held: whatever other runs queued while this one waited goes too.
-            batch = await asyncio.to_thread(self._take)
-            if not batch:
-                await self.client.return_batch_slot(slot)
-                return
-            self.calls[BATCH_ENDPOINT] += 1
-            try:
-                result = await self.client.validate_batch(batch, slot=slot)
-            except ZeroBounceError as error:
-                await asyncio.to_thread(self._end_failed_batch, batch, error)
-                # An outage loses this batch only, and the runs that queued its addresses report it.
-                if not isinstance(error, ZeroBounceUnavailable):
-                    self._stop(error)
-                return
-        await asyncio.to_thread(self._end_batch, batch, result)
+            return
+        await asyncio.to_thread(self._end_batch, batch_emails, result)
         if result.errors:
-            self._stop(ZeroBounceRejected(_refused_message(result, batch)))
+            self._stop(ZeroBounceRejected(_refused_message(result, batch_emails)))
+
+    async def _take_with_slot(self) -> tuple[list[str], zerobounce_vendor.BatchSlot] | None:
+        """A batch slot of the key and up to a batch of the oldest queued addresses; None when stopped."""
+        if self.stop_reason is not None:
+            return None
+        try:
+            slot = await self.client.batch_slot()
+        except ZeroBounceError as error:
+            self._stop(error)
+            return None
+        # Taken only once the slot is held: whatever other runs queued meanwhile goes too.
+        return await asyncio.to_thread(self._take), slot
 
     def _take(self) -> list[str]:
         with self.night.db.shared() as conn:
