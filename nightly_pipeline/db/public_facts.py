@@ -1,5 +1,6 @@
-"""Public facts shared by the fleet: websites, site crawls, extractions, address verdicts, and the
-claims that let one run fetch a fact while the others wait for it.
+"""Public facts shared by the fleet: websites, site crawls, extractions, address verdicts, the
+claims that let one run fetch a fact while the others wait for it, and the night's queue of
+addresses waiting for a ZeroBounce batch that any run may send.
 
 These functions run in a shared transaction (``Database.shared``): the tables have no tenant or run
 column and nothing written here names who asked. Every value from the web or a model is cleaned by
