@@ -10,8 +10,9 @@ synthetic, as in ``bench/contacts.py``: a manifest and one crawl record per targ
 showing only ``info@`` on its site (those go to Lusha).
 
 The report gives the wall time; requests and paid calls per vendor; ZeroBounce batches used against the
-least possible, ceil(addresses / 200) (each tenant run verifies its own addresses, so batches are pooled
-across companies, not across tenants); the busiest rolling minute per vendor key as the sandbox counted
+least possible, ceil(addresses / 200) (batches are pooled across the tenant runs verifying at the same
+time through the shared queue; a partly filled batch waits up to ``--pool-wait`` seconds, by default
+ZEROBOUNCE_POOL_WAIT_S's, for other runs' addresses); the busiest rolling minute per vendor key as the sandbox counted
 arrivals, against the key's limit (it must not exceed it); the most tenant leases ever held at once
 (must not exceed 3); and the sharing of public facts between tenants, which this branch does not do
 ("n/a (not shared)"). The lower bound on the wall time is what ZeroBounce's 5 batches a minute allow
@@ -20,6 +21,7 @@ for the batches used: floor((batches - 1) / 5) minutes plus one call's latency.
     .venv/bin/python bench/fleet.py              # 30 tenants x 20 targets, 6 workers; about 7 min
     .venv/bin/python bench/fleet.py --quick      # 5 tenants x 10 targets, under a minute
     .venv/bin/python bench/fleet.py --tenants 12 --targets 20 --workers 4 --seed 3
+    .venv/bin/python bench/fleet.py --quick --pool-wait 0   # every run sends as soon as it has a slot
 
 Only loopback is ever contacted: an audit hook in every process refuses any other connection or lookup.
 """
@@ -93,6 +95,7 @@ class WorkerJob:
     lusha_url: str
     zerobounce_url: str
     nights: tuple[TenantNightPlan, ...]
+    pool_wait_s: float | None = None
 
 
 def fleet_companies(tenants: int, targets: int, seed: int) -> tuple[list[SyntheticCompany], list[list[int]]]:
@@ -138,7 +141,9 @@ def _work(job: WorkerJob, results: Any) -> None:
                               "ZEROBOUNCE_MAX_VERIFICATIONS": str(VENDOR_CAP),
                               "LUSHA_REQUESTS_PER_MINUTE": str(LUSHA_PER_MINUTE),
                               "ZEROBOUNCE_BATCHES_PER_MINUTE": str(ZEROBOUNCE_BATCHES_PER_MINUTE),
-                              "SCHED_TENANT_CONCURRENCY": str(TENANT_CONCURRENCY)})
+                              "SCHED_TENANT_CONCURRENCY": str(TENANT_CONCURRENCY),
+                              **({"ZEROBOUNCE_POOL_WAIT_S": str(job.pool_wait_s)} if job.pool_wait_s is not None
+                                 else {})})
     try:
         for plan in job.nights:
             lease = TenantRunLease(db, plan.tenant_id, f"bench-{plan.run_id}", limit=TENANT_CONCURRENCY,
@@ -187,6 +192,8 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes")
     parser.add_argument("--latency-scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pool-wait", type=float, default=None,
+                        help="seconds a partly filled ZeroBounce batch waits for other runs (ZEROBOUNCE_POOL_WAIT_S)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_TENANTS} tenants x {QUICK_TARGETS} targets, {QUICK_WORKERS} workers")
     args = parser.parse_args(argv)
@@ -215,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = context.Queue()
         target = db.target
         jobs = [WorkerJob(target.admin_url, target.app_url, target.app_role, vendors.lusha_url,
-                          vendors.zerobounce_url, tuple(plans[w::args.workers])) for w in range(args.workers)]
+                          vendors.zerobounce_url, tuple(plans[w::args.workers]), args.pool_wait) for w in range(args.workers)]
         started = time.perf_counter()
         workers = [context.Process(target=_work, args=(job, results), name=f"fleet-worker-{i}")
                    for i, job in enumerate(jobs) if job.nights]

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # Vendor rate limits per API key, kept by every process using the key together
     zerobounce_batches_per_minute: int = Field(5, ge=1)
     zerobounce_block_s: float = Field(3600.0, ge=0)
+    # How long a queued address may wait for other runs' addresses to fill its batch (a batch of 200
+    # goes at once): ZeroBounce's 5 batch calls a minute are worth more than a few seconds.
+    zerobounce_pool_wait_s: float = Field(10.0, ge=0)
     # Lusha's Premium plan (API access needs Premium or Scale); Pro is 50 / 150 / 1,500
     lusha_requests_per_minute: int = Field(300, ge=1)
     lusha_requests_per_hour: int | None = Field(1_800, ge=1)

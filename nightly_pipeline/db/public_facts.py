@@ -1,5 +1,6 @@
-"""Public facts shared by the fleet: websites, site crawls, extractions, address verdicts, and the
-claims that let one run fetch a fact while the others wait for it.
+"""Public facts shared by the fleet: websites, site crawls, extractions, address verdicts, the
+claims that let one run fetch a fact while the others wait for it, and the night's queue of
+addresses waiting for a ZeroBounce batch that any run may send.
 
 These functions run in a shared transaction (``Database.shared``): the tables have no tenant or run
 column and nothing written here names who asked. Every value from the web or a model is cleaned by
@@ -180,3 +181,115 @@ def put_verdicts(conn: psycopg.Connection, verdicts: Sequence[tuple[str, str, st
                    policy = excluded.policy, verified_at = excluded.verified_at, expires_at = excluded.expires_at""",
             [(email, sanitize.clean_text(status, 50), sanitize.clean_optional_text(sub_status, 100), policy, ttl)
              for email, status, sub_status, policy, ttl in verdicts])
+
+
+# -- the night's verification queue -------------------------------------------------------------------------
+QueueEnd = Literal["verified", "delayed", "refused"]
+_WAITING = "(state = 'queued' OR (state = 'taken' AND lease_until <= now()))"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedOutcome(MappingRow):
+    """How a queued address ended: ``state`` is a :data:`QueueEnd`, ``charged`` whether it was billed."""
+
+    email: str
+    state: str
+    charged: bool
+    reason: str | None
+    attempts: int
+
+
+def enqueue_verifications(conn: psycopg.Connection, emails: Sequence[str]) -> None:
+    """Queue ``emails`` for the next batch; the caller holds their verification claims.
+
+    A row already there is one whose queuer gave up or died: a row still waiting or in a batch stays
+    as it is, one that ended unverified waits again.
+    """
+    if not emails:
+        return
+    # Ended rows whose queuer died before reading them are of no use to anyone after a night.
+    conn.execute("DELETE FROM public_verification_queue WHERE ended_at < now() - interval '1 day'")
+    conn.execute(
+        """INSERT INTO public_verification_queue (email) SELECT unnest(%s::text[])
+           ON CONFLICT (email) DO UPDATE SET state = 'queued', queued_at = clock_timestamp(), charged = false,
+               reason = NULL, ended_at = NULL, lease_until = NULL
+           WHERE public_verification_queue.state NOT IN ('queued', 'taken')""",
+        (list(dict.fromkeys(emails)),))
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueWaiting:
+    """Addresses waiting for a taker (queued, or taken by a taker whose lease ran out)."""
+
+    own: int            # of the caller's addresses
+    total: int          # of everyone's
+    oldest_s: float     # how long the oldest of them has waited
+
+
+def queue_waiting(conn: psycopg.Connection, emails: Sequence[str]) -> QueueWaiting:
+    row = conn.execute(
+        f"""SELECT count(*) FILTER (WHERE email = ANY(%s)) AS own, count(*) AS total,
+                   coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)), 0)::float8 AS oldest_s
+            FROM public_verification_queue WHERE {_WAITING}""", (list(emails),)).fetchone()
+    return QueueWaiting(int(row["own"]), int(row["total"]), float(row["oldest_s"]))
+
+
+def take_verification_batch(conn: psycopg.Connection, limit: int, lease: dt.timedelta) -> list[str]:
+    """Up to ``limit`` of the oldest waiting addresses, whoever queued them, leased for ``lease``.
+
+    Takers take one after the other, so two slots granted at once fill one full batch and find the
+    queue empty, rather than splitting the same addresses into two part-filled calls; the lock is the
+    transaction's, so it is held for this short update only. A taker that dies leaves its rows to be
+    taken again when the lease runs out.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('public_verification_queue', 0))")
+    rows = conn.execute(
+        f"""WITH picked AS (SELECT email FROM public_verification_queue WHERE {_WAITING}
+                            ORDER BY queued_at, email LIMIT %s FOR UPDATE SKIP LOCKED)
+            UPDATE public_verification_queue q SET state = 'taken', lease_until = now() + %s,
+                   attempts = q.attempts + 1
+            FROM picked WHERE q.email = picked.email RETURNING q.email, q.queued_at""",
+        (limit, lease)).fetchall()
+    return [row["email"] for row in sorted(rows, key=lambda r: (r["queued_at"], r["email"]))]
+
+
+def end_verifications(conn: psycopg.Connection, outcomes: Sequence[tuple[str, QueueEnd, bool, str | None]]) -> None:
+    """Mark taken addresses with how their batch ended: (email, state, charged, reason)."""
+    if not outcomes:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            """UPDATE public_verification_queue SET state = %s, charged = %s, reason = %s, lease_until = NULL,
+                   ended_at = now() WHERE email = %s AND state = 'taken'""",
+            [(state, charged, sanitize.clean_optional_text(reason, MAX_REASON_CHARS), email)
+             for email, state, charged, reason in outcomes])
+
+
+def put_back(conn: psycopg.Connection, emails: Sequence[str]) -> None:
+    """Taken addresses whose batch was never processed wait again, in their place in the queue."""
+    conn.execute("""UPDATE public_verification_queue SET state = 'queued', lease_until = NULL
+                    WHERE email = ANY(%s) AND state = 'taken'""", (list(emails),))
+
+
+def collect_ended(conn: psycopg.Connection, emails: Sequence[str]) -> tuple[list[QueuedOutcome], set[str]]:
+    """The ended rows among ``emails``, deleted as they are read, and which of ``emails`` are still
+    queued or in a batch (an address in neither left the queue some other way)."""
+    ended = conn.execute(
+        """DELETE FROM public_verification_queue WHERE email = ANY(%s) AND state NOT IN ('queued', 'taken')
+           RETURNING email, state, charged, reason, attempts""", (list(emails),)).fetchall()
+    present = conn.execute("SELECT email FROM public_verification_queue WHERE email = ANY(%s)",
+                           (list(emails),)).fetchall()
+    return [QueuedOutcome(**row) for row in ended], {row["email"] for row in present}
+
+
+def withdraw(conn: psycopg.Connection, emails: Sequence[str]) -> set[str]:
+    """Take ``emails`` out of the queue where no live taker holds them; the ones withdrawn."""
+    rows = conn.execute(f"DELETE FROM public_verification_queue WHERE email = ANY(%s) AND {_WAITING} RETURNING email",
+                        (list(emails),)).fetchall()
+    return {row["email"] for row in rows}
+
+
+def renew_claims(conn: psycopg.Connection, kind: FactKind, keys: Sequence[str], ttl: dt.timedelta) -> None:
+    """Keep the caller's unexpired claims on ``keys`` for another ``ttl``."""
+    conn.execute("""UPDATE public_fact_claims SET expires_at = now() + %s
+                    WHERE kind = %s AND fact_key = ANY(%s) AND expires_at > now()""", (ttl, kind, list(keys)))

@@ -95,6 +95,13 @@ def try_acquire(conn: psycopg.Connection, key_sha256: bytes, bucket: str, window
     return Admission(True, admitted_at=now)
 
 
+def release(conn: psycopg.Connection, key_sha256: bytes, bucket: str, admitted_at: dt.datetime) -> None:
+    """Forget one call admitted at ``admitted_at`` that was never sent."""
+    _execute(conn, "DELETE FROM vendor_rate_calls WHERE ctid = (SELECT ctid FROM vendor_rate_calls "
+                   "WHERE key_sha256 = %s AND bucket = %s AND called_at = %s LIMIT 1)",
+             (key_sha256, bucket, admitted_at))
+
+
 def record_block(conn: psycopg.Connection, key_sha256: bytes, bucket: str, seconds: float, reason: str) -> dt.datetime:
     """The vendor blocked the key: nobody calls ``bucket`` for ``seconds`` from now (a longer block
     already recorded stands)."""
@@ -149,6 +156,17 @@ class FleetRateLimiter:
                 waited = True
             # A little jitter keeps waiters that woke together from queueing on the lock in lockstep.
             await asyncio.sleep(min(MAX_SLEEP_S, admission.wait_s) + random.uniform(0.0, 0.05))
+
+    async def release(self, bucket: str, admitted_at: object) -> None:
+        """Give back a slot that carried no call, so the window's allowance is not spent on nothing."""
+        if not isinstance(admitted_at, dt.datetime):
+            return
+
+        def forget() -> None:
+            with self.db.shared() as conn:
+                release(conn, self.key_sha256, bucket, admitted_at)
+
+        await asyncio.to_thread(forget)
 
     async def block(self, bucket: str, seconds: float, reason: str) -> None:
         def record() -> dt.datetime:

@@ -36,9 +36,12 @@ class KeyBlocked(RuntimeError):
 
 
 class CallLimiter(Protocol):
-    async def acquire(self, bucket: str, weight: int = 1) -> None:
+    async def acquire(self, bucket: str, weight: int = 1) -> object:
         """Wait until one more call of ``weight`` units fits every window of ``bucket``; raises
         :class:`KeyBlocked` while the vendor blocks the key."""
+
+    async def release(self, bucket: str, admitted_at: object) -> None:
+        """Give back a slot :meth:`acquire` admitted at ``admitted_at`` that carried no call."""
 
     async def block(self, bucket: str, seconds: float, reason: str) -> None:
         """Record the vendor's block of the key for ``seconds`` so every process stops calling."""
@@ -48,6 +51,9 @@ class Unlimited:
     """No pacing: for clients used without the fleet's bookkeeping."""
 
     async def acquire(self, bucket: str, weight: int = 1) -> None:
+        return None
+
+    async def release(self, bucket: str, admitted_at: object) -> None:
         return None
 
     async def block(self, bucket: str, seconds: float, reason: str) -> None:

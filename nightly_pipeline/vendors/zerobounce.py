@@ -18,7 +18,7 @@ it was sent) with every address it carried.
 """
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self
 
 import dagster as dg
@@ -42,6 +42,13 @@ BATCH_BUCKET = "zerobounce.batch"
 SINGLE_BUCKET = "zerobounce.single"
 KEY_BLOCK = "zerobounce"
 DEFAULT_BLOCK_S = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSlot:
+    """A ``validatebatch`` call admitted by the key's limiter and not sent yet."""
+
+    admitted_at: object
 
 
 class ZeroBounceError(RuntimeError):
@@ -208,14 +215,23 @@ class ZeroBounceClient:
                                 params={_KEY_PARAM: self._key, "email": email, "ip_address": ""})
         return _validation(body, "validate")
 
-    async def validate_batch(self, emails: Sequence[str]) -> BatchResult:
+    async def batch_slot(self) -> BatchSlot:
+        """Wait for a ``validatebatch`` slot in the key's windows, to fill the batch once it is held
+        (see :meth:`validate_batch`); a slot left unused goes back with :meth:`return_batch_slot`."""
+        return BatchSlot(await self._acquire(BATCH_BUCKET))
+
+    async def return_batch_slot(self, slot: BatchSlot) -> None:
+        await self.limiter.release(BATCH_BUCKET, slot.admitted_at)
+
+    async def validate_batch(self, emails: Sequence[str], *, slot: BatchSlot | None = None) -> BatchResult:
+        """One ``validatebatch`` call; its first attempt uses ``slot`` when given, a retry waits for its own."""
         if not 1 <= len(emails) <= MAX_BATCH_SIZE:
             raise ValueError(f"validatebatch takes 1..{MAX_BATCH_SIZE} addresses, got {len(emails)}")
         payload = {_KEY_PARAM: self._key,
                    "email_batch": [{"email_address": email, "ip_address": None} for email in emails]}
         try:
             body = await self._call(BATCH_BUCKET, "validatebatch", "POST", f"{self._bulk_base_url}/validatebatch",
-                                    json=payload, timeout=self._batch_timeout_s)
+                                    json=payload, timeout=self._batch_timeout_s, slot=slot)
         except ZeroBounceKeyBlocked:
             raise
         except ZeroBounceThrottled as error:
@@ -239,24 +255,31 @@ class ZeroBounceClient:
             raise ZeroBounceRejected("ZeroBounce getcredits: the API key is not valid")
         return credits
 
-    async def _acquire(self, bucket: str) -> None:
+    async def _acquire(self, bucket: str) -> object:
         try:
-            await self.limiter.acquire(bucket)
+            return await self.limiter.acquire(bucket)
         except KeyBlocked as error:
             raise ZeroBounceKeyBlocked(f"ZeroBounce: {error}") from None
 
     async def _call(self, bucket: str, endpoint: str, method: str, url: str, *,
                     params: Mapping[str, str] | None = None, json: Any = None,
-                    timeout: float | None = None) -> dict[str, Any]:
-        return await self._retry.acall(lambda: self._call_once(bucket, endpoint, method, url, params=params,
-                                                               json=json, timeout=timeout))
+                    timeout: float | None = None, slot: BatchSlot | None = None) -> dict[str, Any]:
+        held = [slot]
+
+        def attempt() -> Awaitable[dict[str, Any]]:
+            first_slot, held[0] = held[0], None
+            return self._call_once(bucket, endpoint, method, url, params=params, json=json, timeout=timeout,
+                                   slot=first_slot)
+        return await self._retry.acall(attempt)
 
     async def _call_once(self, bucket: str, endpoint: str, method: str, url: str, *,
-                         params: Mapping[str, str] | None, json: Any, timeout: float | None) -> dict[str, Any]:
+                         params: Mapping[str, str] | None, json: Any, timeout: float | None,
+                         slot: BatchSlot | None = None) -> dict[str, Any]:
         if self._http is None:
             raise RuntimeError("open the client on this event loop first: `async with zerobounce:`")
         # Every attempt, a retry included, waits for its own slot in the key's windows.
-        await self._acquire(bucket)
+        if slot is None:
+            await self._acquire(bucket)
         extra = {"timeout": timeout} if timeout is not None else {}
         try:
             response = await self._http.request(method, url, params=params, json=json, **extra)

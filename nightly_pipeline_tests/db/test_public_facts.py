@@ -1,5 +1,6 @@
 """The fleet's public facts in PostgreSQL: no table without row-level security names a tenant or a
 run, claims let one fetcher in at a time and expire, and facts are fresh only inside their window."""
+import concurrent.futures
 import datetime as dt
 import re
 from importlib import resources
@@ -31,7 +32,7 @@ def shared_tables(conn: psycopg.Connection) -> list[str]:
 def test_no_shared_table_has_a_column_naming_a_tenant_or_a_run(admin: psycopg.Connection) -> None:
     tables = [t for t in shared_tables(admin) if t not in ADMINISTRATION]
     assert {"companies", "public_websites", "public_site_crawls", "public_extractions",
-            "public_email_verifications", "public_fact_claims"} <= set(tables)
+            "public_email_verifications", "public_fact_claims", "public_verification_queue"} <= set(tables)
     offending = admin.execute(
         """SELECT table_name, column_name FROM information_schema.columns
            WHERE table_schema = current_schema() AND table_name = ANY(%s) ORDER BY 1, 2""", (tables,)).fetchall()
@@ -94,3 +95,76 @@ def test_shared_provenance_of_earlier_nights_loses_its_tenant_and_run(admin, db_
     admin.execute(statement)
     provenance = admin.execute("SELECT field_provenance FROM companies").fetchone()[0]
     assert provenance == {"industry": {"source": "llm", "confidence": 0.8, "at": "2026-06-01T00:00:00+00:00"}}
+
+
+QUEUED = [f"valid.q{i}@firm.com.sg" for i in range(5)]
+LEASE = dt.timedelta(minutes=5)
+
+
+def test_takers_of_the_verification_queue_get_the_oldest_addresses_and_never_the_same(db: Database) -> None:
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, QUEUED[:3])
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, QUEUED[3:])
+    with db.shared() as conn:
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[:2]
+    with db.shared() as conn:
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[2:4]
+    with db.shared() as conn:
+        waiting = facts_db.queue_waiting(conn, QUEUED[:1])
+        assert (waiting.own, waiting.total) == (0, 1) and waiting.oldest_s > 0
+        assert facts_db.take_verification_batch(conn, 200, LEASE) == QUEUED[4:]
+        assert facts_db.take_verification_batch(conn, 200, LEASE) == []
+
+
+def test_a_lapsed_lease_or_an_unsent_batch_puts_addresses_back_in_the_queue(db: Database, admin) -> None:
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, QUEUED)
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[:2]
+        assert facts_db.take_verification_batch(conn, 2, LEASE) == QUEUED[2:4]
+        facts_db.put_back(conn, QUEUED[2:4])
+    # The taker of the first two died: its lease runs out.
+    admin.execute("UPDATE public_verification_queue SET lease_until = now() - interval '1 second' "
+                  "WHERE state = 'taken'")
+    with db.shared() as conn:
+        assert facts_db.queue_waiting(conn, QUEUED[:2]).own == 2
+        assert facts_db.take_verification_batch(conn, 200, LEASE) == QUEUED
+        attempts = {r["email"]: r["attempts"]
+                    for r in conn.execute("SELECT email, attempts FROM public_verification_queue").fetchall()}
+    assert attempts == {QUEUED[0]: 2, QUEUED[1]: 2, QUEUED[2]: 2, QUEUED[3]: 2, QUEUED[4]: 1}
+
+
+def test_the_queuer_reads_how_its_addresses_ended_and_withdraws_the_rest(db: Database) -> None:
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, QUEUED)
+        taken = facts_db.take_verification_batch(conn, 3, LEASE)
+        facts_db.end_verifications(conn, [(QUEUED[0], "verified", True, None), (QUEUED[1], "verified", False, None),
+                                          (QUEUED[2], "delayed", False, "verification delayed to next night: 503")])
+        ended, present = facts_db.collect_ended(conn, QUEUED + ["valid.other@firm.com.sg"])
+        assert taken == QUEUED[:3]
+        assert sorted((o.email, o.state, o.charged, o.reason) for o in ended) == [
+            (QUEUED[0], "verified", True, None), (QUEUED[1], "verified", False, None),
+            (QUEUED[2], "delayed", False, "verification delayed to next night: 503")]
+        assert present == set(QUEUED[3:])
+        facts_db.take_verification_batch(conn, 1, LEASE)
+        # The address in a live taker's batch stays; the waiting one is withdrawn.
+        assert facts_db.withdraw(conn, QUEUED) == {QUEUED[4]}
+        # An address whose queuer gave up while it was ending waits again when queued anew.
+        facts_db.end_verifications(conn, [(QUEUED[3], "delayed", False, "503")])
+        facts_db.enqueue_verifications(conn, [QUEUED[3]])
+        assert facts_db.queue_waiting(conn, [QUEUED[3]]).own == 1
+
+
+def test_takers_at_once_each_get_full_batches_of_different_addresses(db: Database) -> None:
+    emails = [f"valid.c{i:02d}@firm.com.sg" for i in range(12)]
+    with db.shared() as conn:
+        facts_db.enqueue_verifications(conn, emails)
+
+    def take() -> list[str]:
+        with db.shared() as conn:
+            return facts_db.take_verification_batch(conn, 4, LEASE)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: take(), range(4)))
+    assert sorted(len(batch) for batch in batches) == [0, 4, 4, 4]
+    assert sorted(email for batch in batches for email in batch) == emails

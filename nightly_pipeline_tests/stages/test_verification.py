@@ -18,7 +18,7 @@ import pytest
 from nightly_pipeline.db import Database
 from nightly_pipeline.db import tenants as tenants_db
 from nightly_pipeline.domain.contacts import VerificationPolicy
-from nightly_pipeline.stages.verification import VerificationReport, verify_emails
+from nightly_pipeline.stages.verification import RollingWindowLimiter, VerificationReport, verify_emails
 from nightly_pipeline.settings import load_settings
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors.retrying import CallRetry
@@ -57,7 +57,7 @@ def run_stage(server: ZeroBounceServer | None, emails: Sequence[str], night: Ten
     # sandbox whose minute is scaled down, so the fleet's allowance is set out of the way.
     night = dataclasses.replace(
         night, settings=load_settings({"ZEROBOUNCE_MAX_VERIFICATIONS": str(max_verifications),
-                                       "ZEROBOUNCE_BATCHES_PER_MINUTE": "1000"}))
+                                       "ZEROBOUNCE_BATCHES_PER_MINUTE": "1000", "ZEROBOUNCE_POOL_WAIT_S": "0"}))
 
     async def run() -> VerificationReport:
         if server is None:
@@ -280,3 +280,27 @@ def test_the_rolling_window_limiter_admits_a_full_window_and_never_one_more() ->
     assert starts[2] - starts[0] < 0.1, "a full window's allowance goes at once"
     assert all(later - earlier >= 0.3 - 0.002 for earlier, later in zip(starts, starts[3:])), \
         "any four consecutive starts span at least one window"
+
+
+class CountingLimiter(RollingWindowLimiter):
+    """The stage's batch pace, counting the turns taken at it."""
+
+    def __init__(self, max_calls: int, period_s: float) -> None:
+        super().__init__(max_calls, period_s)
+        self.turns = 0
+
+    async def __aenter__(self) -> None:
+        self.turns += 1
+        await super().__aenter__()
+
+
+def test_a_run_at_its_cap_waits_for_no_batch_it_cannot_send(db: Database, tenant: int) -> None:
+    # One batch per window: each turn at the limiter beyond the batches sent would cost a window.
+    limiter = CountingLimiter(1, 0.5)
+    with zerobounce_server() as server:
+        report = run_stage(server, valid_addresses(1_200), new_night(db, tenant), max_verifications=300,
+                           limiter=limiter)
+        stats = server.stats()
+    assert report.verified == stats["addresses_validated"] == 300
+    assert report.batch_calls == stats["calls_by_endpoint"]["validatebatch"] == 2
+    assert limiter.turns == 2, "no turn at the limiter for the batches past the cap"
