@@ -224,14 +224,19 @@ class QueueWaiting:
     own: int            # of the caller's addresses
     total: int          # of everyone's
     oldest_s: float     # how long the oldest of them has waited
+    others_verifying: bool = False  # another run holds verification claims on addresses not the caller's
 
 
-def queue_waiting(conn: psycopg.Connection, emails: Sequence[str]) -> QueueWaiting:
+def queue_waiting(conn: psycopg.Connection, emails: Sequence[str], mine: Sequence[str] = ()) -> QueueWaiting:
+    """The waiting addresses, ``emails`` among them; ``mine`` are every address the caller claimed."""
     row = conn.execute(
         f"""SELECT count(*) FILTER (WHERE email = ANY(%s)) AS own, count(*) AS total,
-                   coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)), 0)::float8 AS oldest_s
-            FROM public_verification_queue WHERE {_WAITING}""", (list(emails),)).fetchone()
-    return QueueWaiting(int(row["own"]), int(row["total"]), float(row["oldest_s"]))
+                   coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)), 0)::float8 AS oldest_s,
+                   EXISTS (SELECT 1 FROM public_fact_claims WHERE kind = 'verification' AND expires_at > now()
+                           AND NOT fact_key = ANY(%s)) AS others_verifying
+            FROM public_verification_queue WHERE {_WAITING}""",
+        (list(emails), list(dict.fromkeys([*mine, *emails])))).fetchone()
+    return QueueWaiting(int(row["own"]), int(row["total"]), float(row["oldest_s"]), bool(row["others_verifying"]))
 
 
 def take_verification_batch(conn: psycopg.Connection, limit: int, lease: dt.timedelta) -> list[str]:

@@ -17,7 +17,7 @@ the lease runs out. A run that queued an address reads how it ended, copies the 
 tenant's view, and settles its reservation with what ZeroBounce billed for its own addresses (every
 result except ``unknown``), so each tenant's cap and ledger count exactly its own addresses whoever
 sent them. Before taking a partly filled batch, a run waits up to ``ZEROBOUNCE_POOL_WAIT_S`` for
-other runs to fill it. A handful of addresses goes through single ``validate`` calls instead, which
+other runs to fill it, as long as another run is verifying (one that holds verification claims). A handful of addresses goes through single ``validate`` calls instead, which
 the batch limit does not count.
 
 A throttled or refused ZeroBounce stops verification for this run without raising: its addresses
@@ -149,6 +149,8 @@ class _Pooled:
 
     waiting: set[str]
     charged: int = 0
+    # Every address this run queued, ended or not: its own claims, not another run's.
+    queued: frozenset[str] = frozenset()
     # This run's takers between deciding to take a batch and taking it.
     seeking: int = 0
 
@@ -226,7 +228,7 @@ class _Verifier:
 
     async def _pool(self, own: list[str]) -> int:
         await asyncio.to_thread(self._enqueue, own)
-        pooled = _Pooled(set(own))
+        pooled = _Pooled(set(own), queued=frozenset(own))
         takers = max(1, min(self.night.settings.sched_company_concurrency, math.ceil(len(own) / self.batch_size)))
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watch(pooled))
@@ -298,20 +300,22 @@ class _Verifier:
     async def _take_turns(self, pooled: _Pooled) -> None:
         """Send batches while this run has addresses waiting in the queue."""
         while pooled.waiting and self.stop_reason is None:
-            waiting = await asyncio.to_thread(self._queue_waiting, sorted(pooled.waiting))
+            waiting = await asyncio.to_thread(self._queue_waiting, sorted(pooled.waiting), sorted(pooled.queued))
             # Once the cap is reached nothing more is queued, so no taker waits for a slot it cannot fill
             # with this run's addresses: at most one taker of this run seeks a slot per batch they fill.
+            # A partly filled batch waits for other runs' addresses only while another run is verifying.
             due = waiting.own > pooled.seeking * self.batch_size and (
-                waiting.total >= self.batch_size or waiting.oldest_s >= self.pool_wait_s)
+                waiting.total >= self.batch_size or waiting.oldest_s >= self.pool_wait_s
+                or not waiting.others_verifying)
             if due:
                 pooled.seeking += 1
                 await self._send_next_batch(pooled)
             else:
                 await asyncio.sleep(POLL_S)
 
-    def _queue_waiting(self, own: list[str]) -> facts_db.QueueWaiting:
+    def _queue_waiting(self, own: list[str], mine: list[str]) -> facts_db.QueueWaiting:
         with self.night.db.shared() as conn:
-            return facts_db.queue_waiting(conn, own)
+            return facts_db.queue_waiting(conn, own, mine)
 
     async def _send_next_batch(self, pooled: _Pooled) -> None:
         """Wait for a batch slot (counted in ``pooled.seeking`` until the batch is taken), take the

@@ -168,3 +168,15 @@ def test_takers_at_once_each_get_full_batches_of_different_addresses(db: Databas
         batches = list(pool.map(lambda _: take(), range(4)))
     assert sorted(len(batch) for batch in batches) == [0, 4, 4, 4]
     assert sorted(email for batch in batches for email in batch) == emails
+
+
+def test_the_queue_says_whether_another_run_is_verifying(db: Database) -> None:
+    with db.shared() as conn:
+        facts_db.claim_many(conn, "verification", QUEUED[:2], dt.timedelta(minutes=5))
+        facts_db.enqueue_verifications(conn, QUEUED[:2])
+        assert not facts_db.queue_waiting(conn, QUEUED[:1], QUEUED[:2]).others_verifying
+        facts_db.claim_many(conn, "verification", QUEUED[2:3], dt.timedelta(minutes=5))
+        assert facts_db.queue_waiting(conn, QUEUED[:1], QUEUED[:2]).others_verifying
+        facts_db.release(conn, "verification", QUEUED[2:3])
+        facts_db.claim_many(conn, "verification", QUEUED[3:4], dt.timedelta(seconds=-1))  # a lapsed claim
+        assert not facts_db.queue_waiting(conn, QUEUED[:1], QUEUED[:2]).others_verifying
