@@ -125,6 +125,7 @@ def night_figures(night: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(night["night_s"], 1),
         "sequential_floor_s": night["sequential_floor_s"], "overlapped_floor_s": night["overlapped_floor_s"],
         "bound_by": night["bound_by"], "per_stage": night["per_stage"],
+        "tenant_night": night["tenant_night"], "process_overhead_median_s": night["process_overhead_s"]["median"],
         "failed_tenants": night["failed_tenants"], "degraded_companies": night["degraded_companies"],
         "web_requests": sandbox["web"]["requests"], "web_hosts": sandbox["web"]["hosts"],
         "tavily": {"queries": sum(tavily["calls"].values()), "credits": sum(tavily["credits"].values()),
