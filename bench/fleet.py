@@ -1,288 +1,289 @@
-"""Many tenants at once on one set of vendor keys: the contacts and verified_emails stages of 30 tenant
-nights (20 targets each, half of them shared between tenants) run by several worker processes, with at
-most SCHED_TENANT_CONCURRENCY (3) tenant runs working at once through the tenant-run leases, against the
-Lusha and ZeroBounce sandboxes with their realistic latency and limits (Lusha 300 requests, ZeroBounce
-5 ``validatebatch`` calls per rolling minute per key).
+"""What sharing public facts between tenants saves: the same fleet night through Dagster, shared and not.
 
-The vendor sandboxes run in their own process (pinned to one core when the machine has two or more),
-the workers in theirs, on a throwaway embedded PostgreSQL deleted at the end. Each tenant's night is
-synthetic, as in ``bench/contacts.py``: a manifest and one crawl record per target, every other target
-showing only ``info@`` on its site (those go to Lusha).
+T tenants with K targets each (default 30 x 20), half of every tenant's targets the same companies
+(shared by all tenants) and half its own, run as ``bench/night.py`` runs a fleet: each tenant's night
+is ``dagster asset materialize`` of every asset for its partition in its own process, at most
+SCHED_TENANT_CONCURRENCY (3) at once, against the sandbox (web, Tavily, Lusha, ZeroBounce, OpenAI,
+Odoo) in a child process with its realistic latency and the vendors' per-key limits.
 
-The report gives the wall time; requests and paid calls per vendor; ZeroBounce batches used against the
-least possible, ceil(addresses / 200) (batches are pooled across the tenant runs verifying at the same
-time through the shared queue; a partly filled batch waits up to ``--pool-wait`` seconds, by default
-ZEROBOUNCE_POOL_WAIT_S's, for other runs' addresses); the busiest rolling minute per vendor key as the sandbox counted
-arrivals, against the key's limit (it must not exceed it); the most tenant leases ever held at once
-(must not exceed 3); and the sharing of public facts between tenants, which this branch does not do
-("n/a (not shared)"). The lower bound on the wall time is what ZeroBounce's 5 batches a minute allow
-for the batches used: floor((batches - 1) / 5) minutes plus one call's latency.
+Each tenant's ICP names no industry and excludes every company of the world but its own K
+(``exclude_uens``), so ``icp_candidates`` and ``daily_targets`` choose exactly the intended companies
+by themselves. The night runs twice, each time in a fresh world of the same seed (the same ACRA rows,
+sites, people and verdicts):
 
-    .venv/bin/python bench/fleet.py              # 30 tenants x 20 targets, 6 workers; about 7 min
-    .venv/bin/python bench/fleet.py --quick      # 5 tenants x 10 targets, under a minute
-    .venv/bin/python bench/fleet.py --tenants 12 --targets 20 --workers 4 --seed 3
-    .venv/bin/python bench/fleet.py --quick --pool-wait 0   # every run sends as soon as it has a slot
+* shared: the product's default, every public fact (website found, site crawl, extraction, address
+  verdict) fetched once by the fleet and reused by the other tenants;
+* unshared: PUBLIC_FACTS_REUSE=false, every tenant searches, crawls and extracts for itself. Address
+  verdicts stay shared in this night too: the verification stage has no such switch.
 
-Only loopback is ever contacted: an audit hook in every process refuses any other connection or lookup.
+The report gives both nights and their ratio (shared / unshared): wall time, web requests at the
+sandbox, paid vendor calls (Tavily queries and credits, Lusha requests and credits, ZeroBounce
+addresses, batch and single calls, OpenAI calls and tokens), ZeroBounce batches against the least
+possible ceil(addresses / 200), and the busiest rolling minute per vendor key as the sandbox counted
+arrivals against the key's limit ("BREACH" when over it, or when the sandbox refused a call for it).
+The floors of each night are ``bench/night.py``'s (bench/README.md). Aim: web requests and paid calls
+at most 0.6 x the unshared night; no limit breached.
+
+    .venv/bin/python bench/fleet.py              # 30 tenants x 20 targets (10 shared) at 3; both nights
+    .venv/bin/python bench/fleet.py --quick      # 6 tenants x 6 targets (3 shared) at 3
+    .venv/bin/python bench/fleet.py --tenants 12 --targets 20 --concurrency 3 --seed 3
+
+The last line is one JSON object with every figure. Only loopback is contacted (see bench/night.py).
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
-import datetime as dt
 import json
 import math
-import multiprocessing
+import random
+import shutil
+import tempfile
 import time
-import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from bench_support import allow_only_loopback, pin_to_core
-from contacts import (
-    CLIENT_CORE,
-    LUSHA_KEY,
-    VENDOR_CAP,
-    VENDOR_MEDIAN_LATENCY_S,
-    ZEROBOUNCE_KEY,
-    SyntheticCompany,
-    VendorSettings,
-    _company_record,
-    _site_signals,
-    synthetic_companies,
-    throwaway_database,
-    vendor_process,
+from bench_support import allow_only_loopback
+from night import (
+    LIVE_SHARE,
+    LUSHA_PER_MINUTE,
+    MAX_ACRA_ROWS,
+    OPENAI_TOKENS_PER_MINUTE,
+    TAVILY_PER_MINUTE,
+    ZEROBOUNCE_BATCH_SIZE,
+    ZEROBOUNCE_BATCHES_PER_MINUTE,
+    NightPlan,
+    run_night,
 )
 
-from nightly_pipeline.db import Database, DatabaseTarget
-from nightly_pipeline.db import acra as acra_db
-from nightly_pipeline.db import contacts as contacts_db
-from nightly_pipeline.db import enrichment as enrichment_db
-from nightly_pipeline.db import leases
-from nightly_pipeline.db import targets as targets_db
-from nightly_pipeline.db import tenants as tenants_db
-from nightly_pipeline.db.leases import TenantRunLease
-from nightly_pipeline.domain.targets import Target, Tier
-from nightly_pipeline.settings import load_settings
-from nightly_pipeline.stages.contacts import assign_primary_contacts, find_contacts
-from nightly_pipeline.stages.night import TenantNight
-from nightly_pipeline.stages.verification import verify_emails
-from nightly_pipeline.vendors.lusha import LushaClient
-from nightly_pipeline.vendors.zerobounce import MAX_BATCH_SIZE, ZeroBounceClient
-
 TENANT_CONCURRENCY = 3
-LUSHA_PER_MINUTE = 300
-ZEROBOUNCE_BATCHES_PER_MINUTE = 5
-DEFAULT_TENANTS, DEFAULT_TARGETS, DEFAULT_WORKERS = 30, 20, 6
-QUICK_TENANTS, QUICK_TARGETS, QUICK_WORKERS = 5, 10, 3
-LEASE_TTL_S = 30.0
-NOT_SHARED = "n/a (not shared)"
+DEFAULT_TENANTS, DEFAULT_TARGETS = 30, 20
+QUICK_TENANTS, QUICK_TARGETS = 6, 6
+AIM_RATIO = 0.6
+# More rows than the targets need, so the tenants' companies are a sample of a world, not all of it.
+WORLD_MARGIN = 1.25
+NIGHTS = (("shared", "true"), ("unshared", "false"))
+RATIONALE_MODE = "text"
 
 
-@dataclasses.dataclass(frozen=True)
-class TenantNightPlan:
-    tenant_id: int
-    run_id: str
-    company_ids: tuple[int, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerJob:
-    admin_url: str
-    app_url: str
-    app_role: str
-    lusha_url: str
-    zerobounce_url: str
-    nights: tuple[TenantNightPlan, ...]
-    pool_wait_s: float | None = None
-
-
-def fleet_companies(tenants: int, targets: int, seed: int) -> tuple[list[SyntheticCompany], list[list[int]]]:
-    """The companies and, per tenant, the indexes of its targets: the first half of every tenant's
-    targets are the same companies (shared), the rest its own."""
+# -- choosing the companies ----------------------------------------------------------------------------------
+def tenant_companies(live_uens: Sequence[str], tenants: int, targets: int, seed: int) -> list[list[str]]:
+    """Per tenant, the UENs of its targets: the first ``targets // 2`` the same for every tenant, the
+    rest its own; a seeded sample of the live companies."""
     shared = targets // 2
     own = targets - shared
-    companies = synthetic_companies(shared + tenants * own, seed)
-    return companies, [list(range(shared)) + [shared + t * own + i for i in range(own)] for t in range(tenants)]
+    needed = shared + tenants * own
+    if len(live_uens) < needed:
+        raise SystemExit(f"the world has {len(live_uens)} live companies, the fleet needs {needed}")
+    chosen = random.Random(seed).sample(sorted(live_uens), needed)
+    common = chosen[:shared]
+    return [common + chosen[shared + t * own: shared + (t + 1) * own] for t in range(tenants)]
 
 
-def seed_fleet(db: Database, companies: Sequence[SyntheticCompany], targets_by_tenant: Sequence[Sequence[int]],
-               run_date: dt.date) -> list[TenantNightPlan]:
-    with db.shared() as conn:
-        acra_db.upsert_companies(conn, [_company_record(c) for c in companies], dt.datetime.now(dt.UTC))
-        ids = {row["uen"]: row["company_id"] for row in conn.execute(
-            "SELECT uen, company_id FROM companies WHERE uen = ANY(%s)", ([c.uen for c in companies],))}
-        tenant_ids = [tenants_db.register_tenant(conn, f"bench-fleet-{t}", None) for t in range(len(targets_by_tenant))]
-    plans = []
-    for tenant_id, indexes in zip(tenant_ids, targets_by_tenant):
-        mine = [companies[i] for i in indexes]
-        company_ids = [ids[c.uen] for c in mine]
-        with db.tenant(tenant_id) as conn:
-            manifest = targets_db.create_manifest(
-                conn, run_date, [Target(cid, Tier.NEVER_SEEN, 1.0, None) for cid in company_ids],
-                caps={"lusha_max_contact_lookups": VENDOR_CAP, "zerobounce_max_verifications": VENDOR_CAP},
-                budget_snapshot={}, dagster_run_id=None)
-            for company in mine:
-                enrichment_db.save_company_run(conn, manifest.run_id, enrichment_db.CompanyRunRecord(
-                    company_id=ids[company.uen], outcome="crawled", degraded=False, reasons=[],
-                    signals=_site_signals(company), extraction={}, corpus_hash=None, corpus=None))
-        plans.append(TenantNightPlan(tenant_id, str(manifest.run_id), tuple(company_ids)))
-    return plans
+def fleet_icps(tenants: int, targets: int, seed: int):
+    """The ICP maker ``run_night`` calls with the world's staging rows: every tenant excludes every
+    company but its own targets."""
+    def icps(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        from nightly_pipeline.domain.acra import normalize_company
+
+        records = [normalize_company(row) for row in rows]
+        every = sorted(r.uen for r in records)
+        mine = tenant_companies([r.uen for r in records if r.is_live], tenants, targets, seed)
+        return [{"exclude_uens": sorted(set(every) - set(uens))} for uens in mine]
+
+    return icps
 
 
-# -- a worker process: tenant nights one after the other, each under its lease ------------------------------
-def _work(job: WorkerJob, results: Any) -> None:
-    pin_to_core(CLIENT_CORE)
-    allow_only_loopback("bench/fleet.py")
-    db = Database(DatabaseTarget(admin_url=job.admin_url, app_url=job.app_url, app_role=job.app_role,
-                                 embedded=True), max_size=4)
-    settings = load_settings({"LUSHA_MAX_CONTACT_LOOKUPS": str(VENDOR_CAP),
-                              "ZEROBOUNCE_MAX_VERIFICATIONS": str(VENDOR_CAP),
-                              "LUSHA_REQUESTS_PER_MINUTE": str(LUSHA_PER_MINUTE),
-                              "ZEROBOUNCE_BATCHES_PER_MINUTE": str(ZEROBOUNCE_BATCHES_PER_MINUTE),
-                              "SCHED_TENANT_CONCURRENCY": str(TENANT_CONCURRENCY),
-                              **({"ZEROBOUNCE_POOL_WAIT_S": str(job.pool_wait_s)} if job.pool_wait_s is not None
-                                 else {})})
-    try:
-        for plan in job.nights:
-            lease = TenantRunLease(db, plan.tenant_id, f"bench-{plan.run_id}", limit=TENANT_CONCURRENCY,
-                                   ttl_s=LEASE_TTL_S)
-            lease.take(lambda _reason: None, poll_s=0.2)
-            try:
-                with db.shared() as conn:
-                    working = len(leases.holders(conn))
-                results.put({"tenant": plan.tenant_id, "leases_held": working,
-                             **_tenant_night(db, settings, plan, job)})
-            finally:
-                lease.release()
-    finally:
-        db.close()
+def world_rows(tenants: int, targets: int) -> int:
+    needed = targets // 2 + tenants * (targets - targets // 2)
+    rows = math.ceil(needed * WORLD_MARGIN / LIVE_SHARE)
+    if rows > MAX_ACRA_ROWS:
+        raise SystemExit(f"{needed} companies need about {rows} ACRA rows; the generator makes at most "
+                         f"{MAX_ACRA_ROWS}")
+    return max(100, rows)
 
 
-def _tenant_night(db: Database, settings: Any, plan: TenantNightPlan, job: WorkerJob) -> dict[str, Any]:
-    night = TenantNight(db, plan.tenant_id, uuid.UUID(plan.run_id), dt.date(2026, 6, 1), settings,
-                        plan.company_ids)
-    with night.transaction() as conn:
-        records = enrichment_db.run_records(conn, night.run_id)
-
-    async def run() -> dict[str, Any]:
-        async with LushaClient(LUSHA_KEY, base_url=job.lusha_url) as lusha:
-            found = await find_contacts(records, night, lusha, preferred_titles=settings.lusha_preferred_titles)
-        with night.transaction() as conn:
-            by_company = contacts_db.contacts_of_companies(conn, night.company_ids)
-        emails = sorted({c.email for people in by_company.values() for c in people})
-        async with ZeroBounceClient(ZEROBOUNCE_KEY, base_url=job.zerobounce_url,
-                                    bulk_base_url=job.zerobounce_url) as zerobounce:
-            verified = await verify_emails(emails, night, zerobounce)
-        assign_primary_contacts(night, night.company_ids, settings.lusha_preferred_titles)
-        return {"lusha_searches": found.lusha_searches, "lusha_enriched": found.lusha_contacts_enriched,
-                "addresses_sent": verified.requested - verified.cache_hits, "verified": verified.verified,
-                "batch_calls": verified.batch_calls, "single_calls": verified.single_calls,
-                "degradations": found.degradations + verified.degradations}
-
-    return asyncio.run(run())
+# -- the figures of one night --------------------------------------------------------------------------------
+def _limit(busiest: int, limit: int, refused: int) -> dict[str, Any]:
+    return {"busiest_minute": busiest, "limit": limit, "refused": refused,
+            "breach": busiest > limit or refused > 0}
 
 
-# -- the run and its report ---------------------------------------------------------------------------------
+def night_figures(night: dict[str, Any]) -> dict[str, Any]:
+    """What one night cost and how close it came to each key's limit, from what the sandbox served."""
+    sandbox = night["sandbox"]
+    tavily, lusha, zb, openai = sandbox["tavily"], sandbox["lusha"], sandbox["zerobounce"], sandbox["openai"]
+    zb_calls = zb["calls_by_endpoint"]
+    batches = sum(n for endpoint, n in zb_calls.items() if "batch" in endpoint or "sendfile" in endpoint)
+    singles = sum(n for endpoint, n in zb_calls.items() if endpoint.rstrip("/").endswith("/validate"))
+    addresses = zb["addresses_validated"]
+    tokens = openai["prompt_tokens"] + openai["completion_tokens"]
+    # Rationales are plain text and each tenant's own (its ICP, its scores); extraction is structured.
+    rationale_calls = openai["calls_by_mode"].get(RATIONALE_MODE, 0)
+    rationale_tokens = openai["tokens_by_mode"].get(RATIONALE_MODE, 0)
+    return {
+        "wall_s": round(night["night_s"], 1),
+        "sequential_floor_s": night["sequential_floor_s"], "overlapped_floor_s": night["overlapped_floor_s"],
+        "bound_by": night["bound_by"], "per_stage": night["per_stage"],
+        "tenant_night": night["tenant_night"], "process_overhead_median_s": night["process_overhead_s"]["median"],
+        "failed_tenants": night["failed_tenants"], "degraded_companies": night["degraded_companies"],
+        "web_requests": sandbox["web"]["requests"], "web_hosts": sandbox["web"]["hosts"],
+        "tavily": {"queries": sum(tavily["calls"].values()), "credits": sum(tavily["credits"].values()),
+                   **_limit(tavily["max_requests_in_60s"], TAVILY_PER_MINUTE,
+                            tavily["rejections"].get("429", 0))},
+        "lusha": {"requests": lusha["requests"], "calls_by_endpoint": lusha["calls_by_endpoint"],
+                  "credits": lusha["credits_total"],
+                  **_limit(lusha["max_requests_in_60s"], LUSHA_PER_MINUTE, lusha["rate_limited"])},
+        "zerobounce": {"addresses": addresses, "batch_calls": batches, "single_calls": singles,
+                       "least_batches": math.ceil(addresses / ZEROBOUNCE_BATCH_SIZE),
+                       "calls_by_endpoint": zb_calls,
+                       **_limit(zb["max_batch_calls_in_60s"], ZEROBOUNCE_BATCHES_PER_MINUTE, zb["batch_refusals"])},
+        "openai": {"calls": openai["calls"], "calls_by_mode": openai["calls_by_mode"],
+                   "prompt_tokens": openai["prompt_tokens"], "completion_tokens": openai["completion_tokens"],
+                   "tokens": tokens, "extraction_calls": openai["calls"] - rationale_calls,
+                   "extraction_tokens": tokens - rationale_tokens, "rationale_calls": rationale_calls,
+                   "rationale_tokens": rationale_tokens,
+                   **_limit(openai["max_tokens_in_60s"], OPENAI_TOKENS_PER_MINUTE, openai["rate_limited"])},
+    }
+
+
+# Figures compared between the nights: (label, path in night_figures, counts towards the 0.6 aim).
+COMPARED = (
+    ("wall time s", ("wall_s",), False),
+    ("web requests", ("web_requests",), True),
+    ("Tavily queries", ("tavily", "queries"), True),
+    ("Tavily credits", ("tavily", "credits"), True),
+    ("Lusha requests", ("lusha", "requests"), True),
+    ("Lusha credits", ("lusha", "credits"), True),
+    ("ZeroBounce addresses", ("zerobounce", "addresses"), True),
+    ("ZeroBounce batch calls", ("zerobounce", "batch_calls"), True),
+    ("ZeroBounce single calls", ("zerobounce", "single_calls"), True),
+    ("OpenAI calls", ("openai", "calls"), True),
+    ("OpenAI tokens", ("openai", "tokens"), True),
+    ("  of which extraction calls", ("openai", "extraction_calls"), True),
+    ("  of which extraction tokens", ("openai", "extraction_tokens"), True),
+    ("  of which rationale calls", ("openai", "rationale_calls"), False),
+    ("  of which rationale tokens", ("openai", "rationale_tokens"), False),
+)
+LIMITS = (("Tavily requests", "tavily"), ("Lusha requests", "lusha"), ("ZeroBounce batch calls", "zerobounce"),
+          ("OpenAI tokens", "openai"))
+
+
+def _at(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        figures = figures[key]
+    return figures
+
+
+def compare(shared: dict[str, Any], unshared: dict[str, Any]) -> dict[str, Any]:
+    """Each compared figure of both nights, its ratio shared / unshared and whether it meets the aim."""
+    rows = {}
+    for label, path, aimed in COMPARED:
+        a, b = _at(shared, path), _at(unshared, path)
+        ratio = round(a / b, 2) if b else None
+        rows[label] = {"shared": a, "unshared": b, "ratio": ratio,
+                       "meets_aim": (ratio is None or ratio <= AIM_RATIO) if aimed else None}
+    breaches = [f"{night}: {label}" for night, figures in (("shared", shared), ("unshared", unshared))
+                for label, vendor in LIMITS if figures[vendor]["breach"]]
+    return {"rows": rows, "breaches": breaches}
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def _cell(value: Any, decimals: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{decimals}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def print_report(result: dict[str, Any]) -> None:
+    plan = result["plan"]
+    print(f"\n== fleet: {plan['tenants']} tenants x {plan['targets']} targets ({plan['shared_targets']} the same "
+          f"for every tenant), SCHED_TENANT_CONCURRENCY={plan['concurrency']}, seed {plan['seed']}, "
+          f"{result['acra_rows']} ACRA rows; distinct companies {plan['distinct_companies']} of "
+          f"{plan['tenants'] * plan['targets']} targets ==")
+    comparison = result["comparison"]
+    print(f"distinct companies / targets = {plan['company_ratio']}: the ratio if every company's facts were "
+          f"fetched once for the fleet instead of once per tenant, and nothing else changed")
+    print(f"{'':<30}{'shared':>12}{'unshared':>12}{'ratio':>8}  aim <= {AIM_RATIO}")
+    for label, row in comparison["rows"].items():
+        aim = {True: "ok", False: "MISSED", None: ""}[row["meets_aim"]]
+        print(f"{label:<30}{_cell(row['shared']):>12}{_cell(row['unshared']):>12}{_cell(row['ratio'], 2):>8}  {aim}")
+    for name in ("shared", "unshared"):
+        night = result[name]
+        zb = night["zerobounce"]
+        print(f"{name}: ZeroBounce {zb['batch_calls']} batches for {zb['addresses']} addresses (least possible "
+              f"{zb['least_batches']}); floors sequential {night['sequential_floor_s']} s, overlapped "
+              f"{night['overlapped_floor_s']} s (bound by {night['bound_by']}); failed tenants "
+              f"{night['failed_tenants']}, degraded companies {night['degraded_companies']}")
+        limits = "; ".join(f"{label} {night[v]['busiest_minute']:,}/{night[v]['limit']:,}"
+                           f"{' refused ' + str(night[v]['refused']) if night[v]['refused'] else ''}"
+                           f"{' BREACH' if night[v]['breach'] else ''}" for label, v in LIMITS)
+        print(f"{name}: busiest minute per key (arrivals / limit): {limits}")
+    if comparison["breaches"]:
+        print(f"!!! LIMIT BREACH: {', '.join(comparison['breaches'])} !!!")
+    else:
+        print("limits: no key went over its limit in either night")
+    print("Lusha is not a public fact (each tenant's contacts are its own) and address verdicts are shared in "
+          "both nights (PUBLIC_FACTS_REUSE does not reach the verification stage): their ratios are not "
+          "sharing's saving.")
+
+
+# -- the run -------------------------------------------------------------------------------------------------
 def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=DEFAULT_TENANTS)
     parser.add_argument("--targets", type=int, default=DEFAULT_TARGETS, help="targets per tenant")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes")
-    parser.add_argument("--latency-scale", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=TENANT_CONCURRENCY, help="SCHED_TENANT_CONCURRENCY")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--pool-wait", type=float, default=None,
-                        help="seconds a partly filled ZeroBounce batch waits for other runs (ZEROBOUNCE_POOL_WAIT_S)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_TENANTS} tenants x {QUICK_TARGETS} targets, {QUICK_WORKERS} workers")
+                        help=f"{QUICK_TENANTS} tenants x {QUICK_TARGETS} targets at concurrency {TENANT_CONCURRENCY}")
     args = parser.parse_args(argv)
     if args.quick:
-        args.tenants, args.targets, args.workers = QUICK_TENANTS, QUICK_TARGETS, QUICK_WORKERS
-    if args.tenants < 1 or args.targets < 2 or args.workers < 1:
-        parser.error("--tenants and --workers must be >= 1, --targets >= 2")
+        args.tenants, args.targets, args.concurrency = QUICK_TENANTS, QUICK_TARGETS, TENANT_CONCURRENCY
+    if args.tenants < 2 or args.targets < 2 or args.concurrency < 1:
+        parser.error("--tenants and --targets must be >= 2, --concurrency >= 1")
     return args
-
-
-def _busiest(stats: dict[str, Any], key: str, limit: int) -> dict[str, Any]:
-    busiest = stats.get(key, 0)
-    return {"busiest_minute": busiest, "limit": limit, "within_limit": busiest <= limit}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     allow_only_loopback("bench/fleet.py")
-    companies, targets_by_tenant = fleet_companies(args.tenants, args.targets, args.seed)
-    vendor_settings = VendorSettings(lusha_per_minute=LUSHA_PER_MINUTE,
-                                     zerobounce_batches_per_minute=ZEROBOUNCE_BATCHES_PER_MINUTE,
-                                     latency_scale=args.latency_scale, seed=args.seed)
-    with throwaway_database() as db, vendor_process(vendor_settings) as vendors:
-        plans = seed_fleet(db, companies, targets_by_tenant, dt.date(2026, 6, 1))
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        target = db.target
-        jobs = [WorkerJob(target.admin_url, target.app_url, target.app_role, vendors.lusha_url,
-                          vendors.zerobounce_url, tuple(plans[w::args.workers]), args.pool_wait) for w in range(args.workers)]
-        started = time.perf_counter()
-        workers = [context.Process(target=_work, args=(job, results), name=f"fleet-worker-{i}")
-                   for i, job in enumerate(jobs) if job.nights]
-        for worker in workers:
-            worker.start()
-        nights = [results.get() for _ in plans]
-        for worker in workers:
-            worker.join()
-        wall_s = time.perf_counter() - started
-        stats = vendors.final_stats()
-    figures = _figures(args, nights, stats, wall_s)
-    _print_report(figures)
-    print(json.dumps(figures, sort_keys=True))
+    from nightly_pipeline.settings import load_settings
+    from nightly_pipeline.stages.crawl import DEFAULT_COMPANY_CONCURRENCY
 
-
-def _figures(args: argparse.Namespace, nights: list[dict[str, Any]], stats: dict[str, Any],
-             wall_s: float) -> dict[str, Any]:
-    lusha, zerobounce = stats["lusha"], stats["zerobounce"]
-    addresses = sum(n["addresses_sent"] for n in nights)
-    batches = sum(n["batch_calls"] for n in nights)
-    least_batches = math.ceil(addresses / MAX_BATCH_SIZE)
-    latency_s = VENDOR_MEDIAN_LATENCY_S * args.latency_scale
-    bound_s = (max(batches - 1, 0) // ZEROBOUNCE_BATCHES_PER_MINUTE) * 60.0 + latency_s if batches else 0.0
-    return {
-        "tenants": args.tenants, "targets_per_tenant": args.targets, "shared_targets_per_tenant": args.targets // 2,
-        "workers": args.workers, "tenant_concurrency": TENANT_CONCURRENCY, "wall_s": round(wall_s, 1),
-        "bound_s": round(bound_s, 1), "ratio": round(wall_s / bound_s, 2) if bound_s else None,
-        "most_leases_at_once": max(n["leases_held"] for n in nights),
-        "lusha": {"requests": lusha["requests"], "calls_by_endpoint": lusha["calls_by_endpoint"],
-                  "paid_calls": lusha["calls_by_endpoint"].get("/prospecting/contact/enrich", 0),
-                  "contacts_enriched": lusha["contacts_enriched"], "refused": lusha["rate_limited"],
-                  **_busiest(lusha, "max_requests_in_60s", LUSHA_PER_MINUTE)},
-        "zerobounce": {"requests": zerobounce["requests"], "calls_by_endpoint": zerobounce["calls_by_endpoint"],
-                       "paid_calls": batches + sum(n["single_calls"] for n in nights),
-                       "batches": batches, "least_batches": least_batches, "addresses": addresses,
-                       "refused": zerobounce["batch_refusals"],
-                       **_busiest(zerobounce, "max_batch_calls_in_60s", ZEROBOUNCE_BATCHES_PER_MINUTE)},
-        "sharing": {"crawl": NOT_SHARED, "extraction": NOT_SHARED, "verification": NOT_SHARED},
-        "degraded_nights": sum(1 for n in nights if n["degradations"]),
-    }
-
-
-def _print_report(f: dict[str, Any]) -> None:
-    lusha, zb = f["lusha"], f["zerobounce"]
-    print(f"fleet: {f['tenants']} tenants x {f['targets_per_tenant']} targets ({f['shared_targets_per_tenant']} "
-          f"shared), {f['workers']} worker processes, SCHED_TENANT_CONCURRENCY={f['tenant_concurrency']}")
-    ratio = f"{f['ratio']:.2f}" if f["ratio"] is not None else "n/a"
-    print(f"wall time       {f['wall_s']:.1f} s against a {f['bound_s']:.1f} s lower bound "
-          f"(ZeroBounce's 5 batches a minute for the batches used): ratio {ratio}")
-    print(f"tenant leases   at most {f['most_leases_at_once']} held at once (limit {f['tenant_concurrency']})")
-    print(f"Lusha           {lusha['requests']} requests, {lusha['paid_calls']} paid enrich calls, "
-          f"{lusha['contacts_enriched']} contacts, {lusha['refused']} refused; busiest minute "
-          f"{lusha['busiest_minute']} (limit {lusha['limit']})")
-    print(f"ZeroBounce      {zb['requests']} requests, {zb['paid_calls']} paid calls; {zb['batches']} batches for "
-          f"{zb['addresses']} addresses (least possible {zb['least_batches']}), {zb['refused']} refused; "
-          f"busiest minute {zb['busiest_minute']} (limit {zb['limit']})")
-    print(f"sharing         crawl {f['sharing']['crawl']}, extraction {f['sharing']['extraction']}, "
-          f"verification {f['sharing']['verification']}")
-    if f["degraded_nights"]:
-        print(f"degraded nights {f['degraded_nights']}")
+    company_concurrency = max(DEFAULT_COMPANY_CONCURRENCY, load_settings().sched_company_concurrency)
+    rows = world_rows(args.tenants, args.targets)
+    shared_targets = args.targets // 2
+    distinct = shared_targets + args.tenants * (args.targets - shared_targets)
+    result: dict[str, Any] = {
+        "plan": {"tenants": args.tenants, "targets": args.targets, "shared_targets": shared_targets,
+                 "distinct_companies": distinct,
+                 "company_ratio": round(distinct / (args.tenants * args.targets), 3),
+                 "concurrency": args.concurrency, "seed": args.seed, "caps": "default"},
+        "acra_rows": rows, "aim_ratio": AIM_RATIO}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    workdir.chmod(0o755)
+    started = time.monotonic()
+    nights: dict[str, dict[str, Any]] = {}
+    try:
+        for name, reuse in NIGHTS:
+            plan = NightPlan(f"fleet-{name}", args.tenants, args.targets, args.concurrency, args.seed, "default",
+                             company_concurrency)
+            night = run_night(plan, workdir, icps=fleet_icps(args.tenants, args.targets, args.seed), acra_rows=rows,
+                              extra_env={"PUBLIC_FACTS_REUSE": reuse})
+            nights[name] = night
+            result[name] = night_figures(night)
+            print(f"{name} night: {result[name]['wall_s']} s, {result[name]['failed_tenants']} failed tenants",
+                  flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["comparison"] = compare(result["shared"], result["unshared"])
+    result["bench_s"] = round(time.monotonic() - started, 1)
+    result["tenant_nights"] = {name: [{k: t[k] for k in ("tenant_id", "returncode", "process_s", "targets",
+                                                          "shortlisted", "degradations", "spend")}
+                                      for t in night["tenants"]] for name, night in nights.items()}
+    print_report(result)
+    print(json.dumps(result, default=str, sort_keys=True))
 
 
 if __name__ == "__main__":

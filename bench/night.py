@@ -63,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -151,6 +151,23 @@ def _serve(settings: WorldSettings, channel: Connection, stop: Event) -> None:
         channel.send(_sandbox_figures(sandbox))
 
 
+def busiest_minute(times: Sequence[float], window_s: float = 60.0) -> int:
+    """The most of ``times`` inside any rolling ``window_s`` (a window ending at each time)."""
+    ordered = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(ordered):
+        while ordered[start] <= at - window_s:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def _tavily_arrivals(sandbox: Any) -> list[float]:
+    # Tavily's per-minute limit counts every call but /crawl (its own bucket) and the free /usage.
+    return [r.at for r in sandbox.tavily.request_log
+            if not r.path.startswith(("/_sandbox", "/usage", "/crawl"))]
+
+
 def _sandbox_figures(sandbox: Any) -> dict[str, Any]:
     """What each server served, reduced to what the floors need (the logs themselves stay here)."""
     web = sandbox.web.stats()
@@ -161,15 +178,17 @@ def _sandbox_figures(sandbox: Any) -> dict[str, Any]:
     figures = {
         "web": {"requests": web["requests"], "by_status": web["by_status"], "hosts": len(by_host),
                 "by_host": dict(by_host), "median_latency_s": statistics.median(draws) if draws else 0.0},
-        "tavily": {**{k: sandbox.tavily.stats()[k] for k in ("requests", "by_status", "calls", "rejections")},
-                   "per_minute": sandbox.tavily.per_minute},
+        "tavily": {**{k: sandbox.tavily.stats()[k] for k in ("requests", "by_status", "calls", "credits",
+                                                               "rejections")},
+                   "per_minute": sandbox.tavily.per_minute,
+                   "max_requests_in_60s": busiest_minute(_tavily_arrivals(sandbox))},
         "lusha": {k: v for k, v in sandbox.lusha.stats().items()
                   if k in ("requests", "by_status", "calls_by_endpoint", "credits_total", "rate_limited",
                            "max_requests_in_60s")},
         "zerobounce": {k: v for k, v in sandbox.zerobounce.stats().items()
                        if k in ("requests", "by_status", "calls_by_endpoint", "addresses_validated",
                                 "batch_refusals", "max_batch_calls_in_60s")},
-        "openai": {k: openai[k] for k in ("requests", "by_status", "calls", "calls_by_mode", "prompt_tokens",
+        "openai": {k: openai[k] for k in ("requests", "by_status", "calls", "calls_by_mode", "tokens_by_mode", "prompt_tokens",
                                           "completion_tokens", "rate_limited", "max_tokens_in_60s")},
         "odoo": {"requests": len(odoo_log), "median_latency_s": sandbox.odoo.latency.median_s * sandbox.odoo.latency.scale},
         "vendor_median_latency_s": sandbox.lusha.latency.median_s * sandbox.lusha.latency.scale,
@@ -310,8 +329,15 @@ def _icp(plan: NightPlan, index: int) -> dict:
     return {} if plan.tenants == 1 else FLEET_ICPS[index % len(FLEET_ICPS)]
 
 
-def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None) -> dict[str, Any]:
-    """One night of the plan in a fresh world; every figure of it."""
+def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None, *,
+              icps: Callable[[Sequence[Any]], Sequence[Mapping[str, Any]]] | None = None,
+              acra_rows: int | None = None, extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One night of the plan in a fresh world; every figure of it.
+
+    ``icps`` gives each tenant's ICP from the world's ACRA staging rows (default: the fleet's four in
+    turn), ``acra_rows`` the world's size (default: enough for the plan), ``extra_env`` settings of
+    every tenant's run.
+    """
     from nightly_pipeline.clock import today_in_singapore
     from nightly_pipeline.db import open_database
     from nightly_pipeline.db import acra as acra_db
@@ -330,7 +356,7 @@ def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None) -> di
     logs = home / "logs"
     logs.mkdir()
     needed = plan.tenants * plan.targets_per_tenant if plan.tenants == 1 else plan.targets_per_tenant * 60
-    acra_rows = min(MAX_ACRA_ROWS, max(400, math.ceil(needed / LIVE_SHARE)))
+    acra_rows = acra_rows or min(MAX_ACRA_ROWS, max(400, math.ceil(needed / LIVE_SHARE)))
     odoo_databases = tuple(f"bench_{i}" for i in range(plan.tenants))
     settings_for_world = WorldSettings(plan.seed, acra_rows, odoo_databases, str(home))
     figures: dict[str, Any] = {"plan": dataclasses.asdict(plan), "acra_rows": acra_rows}
@@ -340,7 +366,7 @@ def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None) -> di
                **offer.env, "DAGSTER_HOME": str(home),
                "SCHED_TENANT_CONCURRENCY": str(plan.concurrency),
                "SHORTLIST_DAILY_CAP": str(plan.targets_per_tenant),
-               **(LARGE_CAPS if plan.caps == "large" else {})}
+               **(LARGE_CAPS if plan.caps == "large" else {}), **(extra_env or {})}
         os.environ.update(env)
         settings = load_settings()
         ensure_dagster_home(settings)
@@ -349,6 +375,8 @@ def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None) -> di
             result = parse_acra_text(Path(offer.acra_csv).read_text(encoding="utf-8"))
             with db.shared() as conn:
                 acra_db.upsert_staging(conn, result.rows)
+            tenant_icps = (list(icps(result.rows)) if icps is not None
+                           else [_icp(plan, index) for index in range(plan.tenants)])
             runs = []
             for index in range(plan.tenants):
                 with db.shared() as conn:
@@ -356,7 +384,7 @@ def run_night(plan: NightPlan, workdir: Path, profile: Path | None = None) -> di
                 with db.tenant(tenant_id) as conn:
                     tenants_db.upsert_odoo_connection(conn, tenants_db.OdooConnection(
                         offer.env["SANDBOX_ODOO_URL"], odoo_databases[index], ODOO_USER, ODOO_PASSWORD_ENV, True))
-                    tenants_db.set_icp(conn, parse_icp(json.dumps(_icp(plan, index))).model_dump(
+                    tenants_db.set_icp(conn, parse_icp(json.dumps(tenant_icps[index])).model_dump(
                         mode="json", exclude_defaults=True))
                 runs.append(TenantRun(tenant_id, str(partition_key(run_date, tenant_id))))
             import dagster as dg

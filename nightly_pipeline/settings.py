@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     persist_crawl_corpus: bool = False
     # How long a public fact (a website found, a site's crawl) serves every tenant before it is fetched again.
     public_facts_max_age_hours: float = Field(20.0, gt=0, le=24 * 30)
+    # Off: a run takes no public fact another run fetched (websites, crawls, extractions) and pays for
+    # every one itself; what bench/fleet.py compares the shared night against. Verdicts are not covered.
+    public_facts_reuse: bool = True
     langchain_model: str = "gpt-4o-mini"
 
     # Vendor budgets, per tenant per run (tokens per tenant per day)

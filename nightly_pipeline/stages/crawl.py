@@ -188,7 +188,7 @@ class CrawlStage:
 
     def __init__(self, *, crawler: SiteCrawler, discovery: WebsiteDiscovery, fallback: TavilyFallback,
                  extractor: Extractor, corpus_char_limit: int, db: Database,
-                 facts_max_age: dt.timedelta) -> None:
+                 facts_max_age: dt.timedelta, reuse_public_facts: bool = True) -> None:
         self.crawler = crawler
         self.discovery = discovery
         self.fallback = fallback
@@ -196,6 +196,7 @@ class CrawlStage:
         self.corpus_char_limit = corpus_char_limit
         self.db = db
         self.facts_max_age = facts_max_age
+        self.reuse_public_facts = reuse_public_facts
 
     async def website(self, company: CompanyRow) -> tuple[DiscoveredWebsite | None, bool]:
         """The company's website found from public pages (None: none found), and whether it was reused."""
@@ -229,7 +230,7 @@ class CrawlStage:
             return found
 
         fetched = await fetch_once(self.db, "website", str(company.company_id), lookup=lookup, fetch=discover,
-                                   store=store)
+                                   store=store, reuse=self.reuse_public_facts)
         value = fetched.value
         if isinstance(value, facts_db.PublicWebsite):
             if value.domain is None:
@@ -253,7 +254,8 @@ class CrawlStage:
         async def crawl_now() -> PublicCrawl:
             return public_crawl(await self.crawler.crawl_site(domain))
 
-        fetched = await fetch_once(self.db, "crawl", domain, lookup=lookup, fetch=crawl_now, store=store)
+        fetched = await fetch_once(self.db, "crawl", domain, lookup=lookup, fetch=crawl_now, store=store,
+                                   reuse=self.reuse_public_facts)
         return fetched.value, fetched.reused
 
     async def enrich(self, company: CompanyRow) -> CompanyCrawl:
@@ -270,6 +272,9 @@ class CrawlStage:
         domain = company.website_domain
         source = company.website_source or ("acra" if domain else None)
         confidence = company.website_confidence
+        if domain and source != "acra" and not self.reuse_public_facts:
+            # Found by another run's search: a run that reuses nothing searches for itself.
+            domain = source = confidence = None
         discovered = None
         if not domain:
             discovered, website_reused = await self.website(company)
@@ -377,7 +382,8 @@ async def crawl_targets(night: TenantNight, companies: Iterable[CompanyRow], *,
         fallback = TavilyFallback(tavily, night)
         stage = CrawlStage(crawler=crawler, discovery=WebsiteDiscovery(crawler, fallback), fallback=fallback,
                            extractor=Extractor(chat, night), corpus_char_limit=settings.extract_corpus_char_limit,
-                           db=night.db, facts_max_age=max_age(settings.public_facts_max_age_hours))
+                           db=night.db, facts_max_age=max_age(settings.public_facts_max_age_hours),
+                           reuse_public_facts=settings.public_facts_reuse)
 
         async def on_done(result: CompanyCrawl) -> None:
             await asyncio.to_thread(store_result, night, result)

@@ -159,8 +159,9 @@ class Extractor:
         if not corpus.strip():
             return fallback("no corpus")
         started = time.monotonic()
+        reuse = self.night.settings.public_facts_reuse
         if isinstance(self.chat, NullOpenAIChat):
-            cached = await asyncio.to_thread(self._cached_profile, key)
+            cached = await asyncio.to_thread(self._cached_profile, key) if reuse else None
             if cached is None:
                 return fallback(self.chat.reason)
             await self.meter.record_free(openai_vendor.ENDPOINT, REUSED, started)
@@ -171,7 +172,7 @@ class Extractor:
 
         fetched = await fetch_once(self.night.db, "extraction", f"{self.model_name}:{key}",
                                    lookup=lambda: self._cached_profile(key), fetch=pay,
-                                   store=lambda result: result.source == "llm")
+                                   store=lambda result: result.source == "llm", reuse=reuse)
         if fetched.reused:
             await self.meter.record_free(openai_vendor.ENDPOINT, REUSED, started)
             return ExtractionResult(fetched.value, "cache", False, None, 0, key)

@@ -32,11 +32,16 @@ class Fetched(Generic[T]):
 
 async def fetch_once(db: Database, kind: FactKind, key: str, *, lookup: Callable[[], T | None],
                      fetch: Callable[[], Awaitable[T]], store: Callable[[T], bool],
-                     claim_ttl: dt.timedelta = DEFAULT_CLAIM_TTL) -> Fetched[T]:
+                     claim_ttl: dt.timedelta = DEFAULT_CLAIM_TTL, reuse: bool = True) -> Fetched[T]:
     """The fact ``kind``/``key``: from ``lookup`` (sync, returns a fresh stored fact or None) when
     someone fetched it, else from ``fetch`` by this run, handed to ``store`` (sync) before the claim
     is released. ``store`` returns False when the fact is not one to share (the waiters then fetch
-    for themselves)."""
+    for themselves). With ``reuse`` False the run fetches and stores without looking or claiming:
+    it pays for the fact whoever else has it."""
+    if not reuse:
+        value = await fetch()
+        await asyncio.to_thread(store, value)
+        return Fetched(value, False)
     deadline = time.monotonic() + claim_ttl.total_seconds() + 5 * POLL_S
     while True:
         found = await asyncio.to_thread(lookup)

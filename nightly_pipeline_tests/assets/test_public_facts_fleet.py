@@ -101,6 +101,30 @@ def test_a_fact_older_than_the_window_is_fetched_again(loaded_db, db_target, san
     assert set(again) == set(crawled) and set(again.values()) == {1}
 
 
+def test_with_reuse_off_a_second_tenant_crawls_searches_and_extracts_again(loaded_db, db_target, sandbox,
+                                                                          sandbox_env, admin):
+    first = add_tenant(loaded_db, "acme", SOFTWARE)
+    second = add_tenant(loaded_db, "globex", SOFTWARE)
+    for tenant in (first, second):
+        materialize(db_target, SELECTION, tenant, DAY, SHORTLIST_DAILY_CAP="4")
+    materialize(db_target, [crawl_corpus], first, DAY)
+    crawled = Counter(politeness_key(e.host) for e in sandbox.web.request_log if e.path == "/robots.txt")
+    first_extractions = sandbox.openai.stats()["calls"]
+    assert crawled and first_extractions > 0
+    sandbox.web.reset()
+    result = materialize(db_target, [crawl_corpus], second, DAY, PUBLIC_FACTS_REUSE="false")
+    again = Counter(politeness_key(e.host) for e in sandbox.web.request_log if e.path == "/robots.txt")
+    # Every site the first tenant crawled (found by the registry or by its search) is crawled again.
+    assert set(again) == set(crawled)
+    assert sandbox.openai.stats()["calls"] == 2 * first_extractions
+    assert metadata(result, "crawl_corpus")["errors"] == 0
+    with loaded_db.tenant(second) as conn:
+        reused = conn.execute("""SELECT count(*) AS n FROM vendor_usage
+                                 WHERE run_id = %s AND status = 'reused'""",
+                              (manifest(loaded_db, second).run_id,)).fetchone()["n"]
+    assert reused == 0
+
+
 def test_a_site_with_a_nul_in_its_json_ld_and_an_impossible_headcount_fails_nobody(
         loaded_db, db_target, sandbox, sandbox_env, admin):
     world = World.from_acra_csv()

@@ -58,6 +58,7 @@ class OpenAIServer(SandboxServer):
                 "calls": sum(self._calls_by_key.values()),
                 "calls_by_key": dict(self._calls_by_key),
                 "calls_by_mode": dict(self._calls_by_mode),
+                "tokens_by_mode": dict(self._tokens_by_mode),
                 "prompt_tokens_by_key": dict(self._prompt_tokens),
                 "completion_tokens_by_key": dict(self._completion_tokens),
                 "prompt_tokens": sum(self._prompt_tokens.values()),
@@ -76,6 +77,7 @@ class OpenAIServer(SandboxServer):
     def _reset_state(self) -> None:
         self._calls_by_key: Counter[str] = Counter()
         self._calls_by_mode: Counter[str] = Counter()
+        self._tokens_by_mode: Counter[str] = Counter()
         self._prompt_tokens: Counter[str] = Counter()
         self._completion_tokens: Counter[str] = Counter()
         self._refusals: Counter[str] = Counter()
@@ -144,6 +146,7 @@ class OpenAIServer(SandboxServer):
             serial = self._completion_serial
             self._calls_by_key[key] += 1
             self._calls_by_mode[completion_request.mode] += 1
+            self._tokens_by_mode[completion_request.mode] += prompt_tokens + completion_tokens
             self._prompt_tokens[key] += prompt_tokens
             self._completion_tokens[key] += completion_tokens
             self._token_windows.setdefault(key, RollingWindow(60.0)).add(

@@ -88,6 +88,7 @@ def test_json_schema_structured_output_reflects_the_page_and_reports_usage(llm_s
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert usage["input_token_details"]["cache_read"] == 0
     assert stats["calls_by_mode"] == {"json_schema": 1}
+    assert stats["tokens_by_mode"] == {"json_schema": usage["total_tokens"]}
 
 
 def test_function_calling_structured_output(llm_server: OpenAIServer) -> None:
