@@ -85,7 +85,8 @@ def test_a_second_tenant_the_same_night_fetches_nothing_the_first_fetched(
             assert '"tenant' not in row and '"run_id' not in row, (table, row)
 
 
-def test_a_fact_older_than_the_window_is_fetched_again(loaded_db, db_target, sandbox, sandbox_env, admin):
+def two_tenants_the_first_crawled(loaded_db, db_target, sandbox) -> tuple[int, int, Counter]:
+    """Two tenants with the same targets; the first crawled them: the robots.txt fetches per site."""
     first = add_tenant(loaded_db, "acme", SOFTWARE)
     second = add_tenant(loaded_db, "globex", SOFTWARE)
     for tenant in (first, second):
@@ -93,6 +94,11 @@ def test_a_fact_older_than_the_window_is_fetched_again(loaded_db, db_target, san
     materialize(db_target, [crawl_corpus], first, DAY)
     crawled = Counter(politeness_key(e.host) for e in sandbox.web.request_log if e.path == "/robots.txt")
     assert crawled
+    return first, second, crawled
+
+
+def test_a_fact_older_than_the_window_is_fetched_again(loaded_db, db_target, sandbox, sandbox_env, admin):
+    first, second, crawled = two_tenants_the_first_crawled(loaded_db, db_target, sandbox)
     admin.execute("UPDATE public_site_crawls SET crawled_at = crawled_at - interval '21 hours'")
     admin.execute("UPDATE public_websites SET checked_at = checked_at - interval '21 hours'")
     sandbox.web.reset()
@@ -103,14 +109,9 @@ def test_a_fact_older_than_the_window_is_fetched_again(loaded_db, db_target, san
 
 def test_with_reuse_off_a_second_tenant_crawls_searches_and_extracts_again(loaded_db, db_target, sandbox,
                                                                           sandbox_env, admin):
-    first = add_tenant(loaded_db, "acme", SOFTWARE)
-    second = add_tenant(loaded_db, "globex", SOFTWARE)
-    for tenant in (first, second):
-        materialize(db_target, SELECTION, tenant, DAY, SHORTLIST_DAILY_CAP="4")
-    materialize(db_target, [crawl_corpus], first, DAY)
-    crawled = Counter(politeness_key(e.host) for e in sandbox.web.request_log if e.path == "/robots.txt")
+    first, second, crawled = two_tenants_the_first_crawled(loaded_db, db_target, sandbox)
     first_extractions = sandbox.openai.stats()["calls"]
-    assert crawled and first_extractions > 0
+    assert first_extractions > 0
     sandbox.web.reset()
     result = materialize(db_target, [crawl_corpus], second, DAY, PUBLIC_FACTS_REUSE="false")
     again = Counter(politeness_key(e.host) for e in sandbox.web.request_log if e.path == "/robots.txt")
