@@ -218,10 +218,10 @@ def main() -> int:
             print(f"Materializing every asset for {', '.join(r.key for r in runs)}, "
                   f"{settings.sched_tenant_concurrency} tenants at a time…")
             outcomes = run_all(settings, runs)
-            failures = [o for o in outcomes if o.returncode != 0]
+            failures = [o for o in outcomes if not o.succeeded]
             for outcome in outcomes:
                 print(f"  {outcome.run.key} ({outcome.run.name}): "
-                      f"{'ok' if outcome.returncode == 0 else 'FAILED'} in {outcome.seconds:.1f} s")
+                      f"{'ok' if outcome.succeeded else outcome.status} in {outcome.seconds:.1f} s")
             for tenant_id, name in tenants:
                 print_tenant(db, tenant_id, name, run_date)
                 page = home / f"shortlist-{tenant_id}-{run_date.isoformat()}.html"
@@ -233,7 +233,8 @@ def main() -> int:
         created = {db: sandbox.odoo.stats()["databases"][db]["creates"] for db in sandbox.odoo.databases()}
         print(f"Records created in the sandbox Odoo by this demo: {json.dumps(created)}")
     for outcome in failures:
-        print(f"demo: the run {outcome.run.key} failed:\n{outcome.tail}", file=sys.stderr)
+        print(f"demo: the run {outcome.run.key} ended {outcome.status} (Dagster run {outcome.run_id}); "
+              "`nightly-pipeline runs` and `make dev` show its stages and errors", file=sys.stderr)
     if not failures:
         print("\nNext: `make dev` opens the Dagster UI on http://127.0.0.1:3000 with this sandbox back on the "
               f"same ports (recorded in {home / RECORD_FILE}), ready for backfills of the demo tenants.")
