@@ -8,7 +8,7 @@ in-process executor; the distributed night keeps Dagster's storage in a fresh Po
 and sends every step to the workers through Redis (127.0.0.1:6379).
 
     .venv/bin/python bench/distributed.py              # 100 tenants x 20 shortlisted, the full night
-    .venv/bin/python bench/distributed.py --quick      # 6 tenants x 5, a couple of minutes
+    .venv/bin/python bench/distributed.py --quick      # 4 tenants x 3, about a minute
 
 The report gives each night's wall time, the ratio distributed / default, the time spent inside
 steps, and the floors that bound each night: SCHED_TENANT_CONCURRENCY runs at once for both
@@ -53,10 +53,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tenant-concurrency", type=int, default=3, help="SCHED_TENANT_CONCURRENCY")
     parser.add_argument("--web-latency-scale", type=float, default=0.1)
-    parser.add_argument("--quick", action="store_true", help="6 tenants x 5")
+    parser.add_argument("--quick", action="store_true", help="4 tenants x 3")
     args = parser.parse_args()
     if args.quick:
-        args.tenants, args.cap = 6, 5
+        args.tenants, args.cap = 4, 3
     missing = kit.services_missing()
     if missing:
         print("bench/distributed.py needs " + " and ".join(missing), file=sys.stderr)

@@ -25,7 +25,7 @@ The floors of each night are ``bench/night.py``'s (bench/README.md). Aim: web re
 at most 0.6 x the unshared night; no limit breached.
 
     .venv/bin/python bench/fleet.py              # 30 tenants x 20 targets (10 shared) at 3; both nights
-    .venv/bin/python bench/fleet.py --quick      # 6 tenants x 6 targets (3 shared) at 3
+    .venv/bin/python bench/fleet.py --quick      # 3 tenants x 6 targets (3 shared) at 3
     .venv/bin/python bench/fleet.py --tenants 12 --targets 20 --concurrency 3 --seed 3
 
 The last line is one JSON object with every figure. Only loopback is contacted (see bench/night.py).
@@ -58,7 +58,7 @@ from night import (
 
 TENANT_CONCURRENCY = 3
 DEFAULT_TENANTS, DEFAULT_TARGETS = 30, 20
-QUICK_TENANTS, QUICK_TARGETS = 6, 6
+QUICK_TENANTS, QUICK_TARGETS = 3, 6
 AIM_RATIO = 0.6
 # More rows than the targets need, so the tenants' companies are a sample of a world, not all of it.
 WORLD_MARGIN = 1.25

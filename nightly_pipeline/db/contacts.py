@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from nightly_pipeline.db.rows import Verdict
 from nightly_pipeline.domain.contacts import Contact, merge_contacts, sources_from_label
 
 _CONTACT_COLUMNS = ("company_id", "email", "full_name", "title", "email_kind", "on_company_domain", "phone",
@@ -152,16 +153,6 @@ def put_lusha_lookup(conn: psycopg.Connection, domain: str, request_id: str | No
 
 
 @dataclasses.dataclass(frozen=True)
-class CachedVerification:
-    email: str
-    status: str
-    sub_status: str | None
-    policy: str
-    verified_at: dt.datetime
-    expires_at: dt.datetime
-
-
-@dataclasses.dataclass(frozen=True)
 class VerificationRecord:
     """A verdict to cache: it expires ``ttl`` after it is written."""
 
@@ -173,13 +164,13 @@ class VerificationRecord:
 
 
 def cached_verifications(conn: psycopg.Connection, emails: Iterable[str], *,
-                         fresh_only: bool = True) -> dict[str, CachedVerification]:
+                         fresh_only: bool = True) -> dict[str, Verdict]:
     """Cached verdicts of ``emails`` (lower-case); with ``fresh_only`` only those not yet expired."""
     rows = conn.execute(
         """SELECT email, status, sub_status, policy, verified_at, expires_at FROM email_verification_cache
            WHERE tenant_id = current_tenant_id() AND email = ANY(%s) AND (NOT %s OR expires_at > now())""",
         (list(emails), fresh_only)).fetchall()
-    return {row["email"]: CachedVerification(**row) for row in rows}
+    return {row["email"]: Verdict(**row) for row in rows}
 
 
 def unverified_addresses_elsewhere(conn: psycopg.Connection, company_ids: Iterable[int], limit: int) -> list[str]:

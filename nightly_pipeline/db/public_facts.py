@@ -16,7 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from nightly_pipeline.db.rows import MappingRow
+from nightly_pipeline.db.rows import MappingRow, Verdict
 from nightly_pipeline.domain import sanitize
 
 FactKind = Literal["website", "crawl", "extraction", "verification"]
@@ -152,16 +152,6 @@ def put_extraction(conn: psycopg.Connection, corpus_hash: str, model: str, profi
 
 
 # -- address verdicts ---------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Verdict(MappingRow):
-    email: str
-    status: str
-    sub_status: str | None
-    policy: str
-    verified_at: dt.datetime
-    expires_at: dt.datetime
-
-
 def fresh_verdicts(conn: psycopg.Connection, emails: Iterable[str]) -> dict[str, Verdict]:
     rows = conn.execute("""SELECT email, status, sub_status, policy, verified_at, expires_at
                            FROM public_email_verifications WHERE email = ANY(%s) AND expires_at > now()""",

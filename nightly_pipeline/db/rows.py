@@ -7,6 +7,7 @@ typed row passes there unchanged while the code that owns it reads attributes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,3 +28,15 @@ class MappingRow(Mapping[str, Any]):
 
     def _field_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in dataclasses.fields(self))  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict(MappingRow):
+    """An address's verification verdict as stored, the fleet's shared one or a tenant's own."""
+
+    email: str
+    status: str
+    sub_status: str | None
+    policy: str
+    verified_at: dt.datetime
+    expires_at: dt.datetime
