@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def _run_demo(home: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=DEMO_TIMEOUT_S, check=False)
 
 
-def _json_after(label: str, output: str) -> dict[str, int]:
+def _json_after(label: str, output: str) -> dict[str, Any]:
     match = re.search(rf"^{re.escape(label)}: (\{{.*\}})$", output, re.MULTILINE)
     assert match, f"no {label!r} line in:\n{output}"
     return json.loads(match.group(1))
@@ -56,7 +57,9 @@ def test_the_demo_prints_both_shortlists_and_its_rerun_spends_nothing(demo_home:
     assert len(pages) == 2 and all("<h1>Shortlist for " in page.read_text(encoding="utf-8") for page in pages)
     first_served = _json_after("Sandbox requests served", first.stdout)
     assert all(first_served[name] > 0 for name in ("web", "openai", "odoo")), first_served
-    assert sum(_json_after("Records created in the sandbox Odoo by this demo", first.stdout).values()) > 0
+    created = _json_after("Records created in the sandbox Odoo by this demo", first.stdout)
+    assert sorted(created) == sorted(DEMO_ODOO_DATABASES)
+    assert all(created[db].get("res.partner", 0) > 0 and created[db].get("crm.lead", 0) > 0 for db in created), created
 
     second = _run_demo(demo_home)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -64,4 +67,4 @@ def test_the_demo_prints_both_shortlists_and_its_rerun_spends_nothing(demo_home:
     second_served = _json_after("Sandbox requests served", second.stdout)
     assert {name: second_served[name] for name in PAID_OR_POLITE} == dict.fromkeys(PAID_OR_POLITE, 0)
     created = _json_after("Records created in the sandbox Odoo by this demo", second.stdout)
-    assert created == dict.fromkeys(DEMO_ODOO_DATABASES, 0)
+    assert all(sum(created[db].values()) == 0 for db in DEMO_ODOO_DATABASES), created
