@@ -35,7 +35,7 @@ night (one API key), so in the fleet shape the floors are the night's totals.
 
     .venv/bin/python bench/night.py                        # both shapes, full size, default caps
     .venv/bin/python bench/night.py --caps large           # vendor caps large enough for the whole night
-    .venv/bin/python bench/night.py --quick                # 30 targets once; 3 tenants x 4 at 3; about 1.5 min
+    .venv/bin/python bench/night.py --quick                # 30 targets once, about 40 s (make bench)
     .venv/bin/python bench/night.py --shape single --targets 1000 --runs 3 --seed 7
     .venv/bin/python bench/night.py --shape fleet --tenants 100 --tenant-targets 20 --concurrency 3 10
     .venv/bin/python bench/night.py --quick --shape single --profile /tmp/night-prof   # cProfile per run
@@ -573,8 +573,10 @@ def _summary(label: str, nights: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", choices=("single", "fleet", "both"), default="both")
-    parser.add_argument("--quick", action="store_true", help="30 targets once; 3 tenants x 4 at concurrency 3")
+    parser.add_argument("--shape", choices=("single", "fleet", "both"),
+                        help="default: both, or single with --quick (fleet.py --quick runs a small fleet)")
+    parser.add_argument("--quick", action="store_true",
+                        help="30 targets once; with --shape fleet or both, 3 tenants x 4 at concurrency 3")
     parser.add_argument("--caps", choices=("default", "large"), default="default",
                         help="the vendor caps of the settings, or caps no night reaches")
     parser.add_argument("--targets", type=int, default=1000)
@@ -586,6 +588,8 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="write a cProfile of every tenant's run process to DIR/tenant-<id>.prof")
     args = parser.parse_args(argv)
+    if args.shape is None:
+        args.shape = "single" if args.quick else "both"
     if args.quick:
         args.targets, args.runs, args.tenants, args.tenant_targets, args.concurrency = 30, 1, 3, 4, [3]
     return args

@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     persist_crawl_corpus: bool = False
     # How long a public fact (a website found, a site's crawl) serves every tenant before it is fetched again.
     public_facts_max_age_hours: float = Field(20.0, gt=0, le=24 * 30)
-    # Off: a run takes no public fact another run fetched (websites, crawls, extractions) and pays for
-    # every one itself; what bench/fleet.py compares the shared night against. Verdicts are not covered.
+    # Off: a run takes no public fact another run fetched (websites, crawls, extractions, address
+    # verdicts) and pays for every one itself; what bench/fleet.py compares the shared night against.
     public_facts_reuse: bool = True
     langchain_model: str = "gpt-4o-mini"
 

@@ -195,7 +195,9 @@ class _Verifier:
             self.stop_reason = "ZeroBounce account has no credits left: addresses stay unverified"
         return credits
 
-    async def verify(self, emails: Sequence[str]) -> None:
+    async def verify(self, emails: Sequence[str], *, pooled: bool = True) -> None:
+        """Verify ``emails``: in batches pooled with the fleet's other runs, or with ``pooled=False``
+        in batches of this run's own addresses only."""
         if not emails:
             return
         if not self.credits_checked:
@@ -205,8 +207,13 @@ class _Verifier:
             return
         if len(emails) < SINGLE_CALLS_BELOW:
             await self.verify_singly(emails)
-        else:
+        elif pooled:
             await self.verify_pooled(list(emails))
+        else:
+            for start in range(0, len(emails), self.batch_size):
+                if self.stop_reason is not None or self.cap_reached:
+                    break
+                await self._verify_batch(list(emails[start:start + self.batch_size]))
 
     async def verify_singly(self, emails: Sequence[str]) -> None:
         await asyncio.gather(*(self._verify_single([email]) for email in emails))
@@ -396,7 +403,7 @@ class _Verifier:
         return [(v.email, v.status, v.sub_status or None, str(self.policy.deliverability(v.status)),
                  self.policy.ttl(v.status)) for v in validations]
 
-    # -- single calls -----------------------------------------------------------------------------------
+    # -- calls of this run's own addresses ------------------------------------------------------------
     async def _verify_single(self, emails: list[str]) -> None:
         if self.stop_reason is not None:
             return
@@ -405,11 +412,24 @@ class _Verifier:
             return
         self.validations.update((v.email, v) for v in _asked(result, emails))
 
+    async def _verify_batch(self, emails: list[str]) -> None:
+        result = await self._paid_call(BATCH_ENDPOINT, emails)
+        if result is None:
+            return
+        self.validations.update((v.email, v) for v in _asked(result, emails))
+        if result.errors:
+            self._stop(ZeroBounceRejected(_refused_message(result, emails)))
+
     async def _paid_call(self, endpoint: str, emails: list[str]) -> BatchResult | None:
         """Verify as many of ``emails`` as the cap has left; the verdicts are cached after the call."""
         async def send(units: int) -> Any:
-            self.calls[endpoint] += 1
-            return zerobounce_vendor.batch_answer(BatchResult((await self.client.validate(emails[0]),), ()))
+            if endpoint == SINGLE_ENDPOINT:
+                self.calls[endpoint] += 1
+                return zerobounce_vendor.batch_answer(BatchResult((await self.client.validate(emails[0]),), ()))
+            async with self.limiter if self.limiter is not None else contextlib.nullcontext():
+                slot = await self.client.batch_slot()
+                self.calls[endpoint] += 1
+                return zerobounce_vendor.batch_answer(await self.client.validate_batch(emails[:units], slot=slot))
 
         paid = await self.meter.call(endpoint, len(emails), send, billed_for_error=zerobounce_vendor.billed_for_error,
                                      errors=(ZeroBounceError,), store=lambda result, _: self._store(result, emails),
@@ -527,7 +547,10 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
     policy = policy or VerificationPolicy()
     addresses = _distinct_addresses(emails)
     report = VerificationReport(requested=len(addresses))
-    cached = await asyncio.to_thread(_cached, night, addresses) if addresses else {}
+    # Without reuse a run pays for every address itself, as if it were the night's only run: the
+    # baseline that shows what sharing verdicts saves.
+    reuse = night.settings.public_facts_reuse
+    cached = await asyncio.to_thread(_cached, night, addresses) if addresses and reuse else {}
     report.cache_hits = len(cached)
     report.policies = {email: verdict.policy for email, verdict in cached.items()}
     pending = [address for address in addresses if address not in cached]
@@ -539,23 +562,34 @@ async def verify_emails(emails: Iterable[str], night: TenantNight, client: ZeroB
             limiter = batch_limiter(batches_per_minute, period_s)
         verifier = _Verifier(client, night, policy=policy, limiter=limiter, batch_size=batch_size, lease=lease,
                              pool_wait_s=pool_wait_s)
-        mine = await asyncio.to_thread(_claim, night, pending)
-        try:
-            own = [address for address in pending if address in mine]
-            others = [address for address in pending if address not in mine]
-            # This run's addresses join the queue at once, while it waits for the ones others verify.
-            _, arrived = await asyncio.gather(verifier.verify(own),
-                                              _wait_for_others(night, others) if others else _nothing())
-            report.cache_hits += len(arrived)
-            report.policies.update((email, verdict.policy) for email, verdict in arrived.items())
-            pending = [address for address in pending if address not in arrived]
-            await verifier.verify([address for address in others if address not in arrived])
-        finally:
-            await asyncio.to_thread(_release, night, sorted(mine))
+        if reuse:
+            pending = await _verify_with_the_fleet(verifier, pending, report)
+        else:
+            await verifier.verify(pending, pooled=False)
         _report_verified(verifier, pending, report)
     report.unverified = len(pending) - report.verified
     report.by_policy = dict(Counter(report.policies.values()))
     return report
+
+
+async def _verify_with_the_fleet(verifier: _Verifier, pending: list[str], report: VerificationReport) -> list[str]:
+    """Verify the addresses this run claims in pooled batches and wait for the others' verdicts;
+    returns the addresses still this run's to report (those another run verified are cache hits)."""
+    night = verifier.night
+    mine = await asyncio.to_thread(_claim, night, pending)
+    try:
+        own = [address for address in pending if address in mine]
+        others = [address for address in pending if address not in mine]
+        # This run's addresses join the queue at once, while it waits for the ones others verify.
+        _, arrived = await asyncio.gather(verifier.verify(own),
+                                          _wait_for_others(night, others) if others else _nothing())
+        report.cache_hits += len(arrived)
+        report.policies.update((email, verdict.policy) for email, verdict in arrived.items())
+        pending = [address for address in pending if address not in arrived]
+        await verifier.verify([address for address in others if address not in arrived])
+    finally:
+        await asyncio.to_thread(_release, night, sorted(mine))
+    return pending
 
 
 async def _nothing() -> dict[str, facts_db.Verdict]:

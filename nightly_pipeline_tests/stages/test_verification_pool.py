@@ -141,3 +141,27 @@ def test_addresses_of_a_taker_that_died_are_taken_again_when_its_lease_runs_out(
                              (key, BATCH_BUCKET)).fetchone()["n"]
     assert slots == 1
     assert queue_rows(db) == 0
+
+
+def test_without_reuse_each_run_pays_for_its_own_addresses_in_batches_of_its_own(db: Database) -> None:
+    with db.shared() as conn:
+        tenants = [tenants_db.register_tenant(conn, f"alone-{i}", None) for i in range(3)]
+    emails = addresses("same")
+    reports: list[VerificationReport] = []
+    with serving(ZeroBounceServer(api_keys={KEY})) as server:
+        for tenant in tenants[:2]:
+            night = night_of(db, tenant, PUBLIC_FACTS_REUSE="false")
+            reports.append(verify(server, emails, night))
+            usage = night.budget.usage()["zerobounce"]
+            assert usage["reserved"] == usage["charged"] == len(emails)
+        alone = server.stats()
+        # The default: a third tenant takes the verdicts the night already has.
+        reports.append(verify(server, emails, night_of(db, tenants[2])))
+        shared = server.stats()
+
+    assert [(r.verified, r.cache_hits, r.batch_calls, r.degradations) for r in reports[:2]] == [(60, 0, 1, [])] * 2
+    assert alone["calls_by_endpoint"]["validatebatch"] == 2 and alone["addresses_validated"] == 120
+    assert (reports[2].verified, reports[2].cache_hits, reports[2].batch_calls) == (0, 60, 0)
+    assert shared["calls_by_endpoint"] == alone["calls_by_endpoint"]
+    assert tenant_cache(db, tenants[1]) == set(emails)
+    assert queue_rows(db) == 0
