@@ -21,11 +21,11 @@ from what the sandbox served (its request logs and counters), not from the plan:
 * crawl_corpus: politeness. A domain's serial time is ``(requests - 1) x 0.5 s + requests x median
   drawn latency``; the floor is max(slowest domain, sum over domains / domains in flight), with
   "in flight" the crawl's company concurrency times the tenants running at once. Tavily calls over
-  its per-minute limit and the extraction share of the OpenAI calls (tokens over the tokens-per-minute
+  its per-minute limit and the extraction's share of the OpenAI tokens (over the tokens-per-minute
   limit) are floors of the same step; the step's floor is the largest of the three;
 * contacts: Lusha calls, ``floor((calls - 1) / per_minute)`` minutes plus one median latency;
 * verified_emails: ZeroBounce batch calls, the same with its batch calls per minute;
-* lead_scores: the rationale share of the OpenAI calls, tokens over tokens per minute;
+* lead_scores: the rationales' share of the OpenAI tokens, over tokens per minute;
 * odoo_sync: Odoo JSON-RPC calls x drawn latency / 1 (each tenant's sync is sequential);
 * companies, icp_candidates, daily_targets: database work only, floor 0.
 
@@ -464,10 +464,10 @@ def _floors(plan: NightPlan, figures: dict[str, Any]) -> dict[str, Any]:
     openai = sandbox["openai"]
     served_openai = openai["by_status"].get("200", 0)
     tokens = openai["prompt_tokens"] + openai["completion_tokens"]
-    modes = openai["calls_by_mode"]
-    total_calls = sum(modes.values()) or 1
-    # Extraction asks for structured output (json_schema), rationales for plain text.
-    rationale_share = modes.get("text", 0) / total_calls
+    modes = openai["tokens_by_mode"]
+    # Extraction asks for structured output (json_schema), rationales for plain text; the sandbox
+    # counts the tokens of each.
+    rationale_share = modes.get("text", 0) / (sum(modes.values()) or 1)
 
     def openai_floor(share: float) -> float:
         # The sandbox limits tokens a minute, not requests: the step's share of the tokens sets its floor.
