@@ -18,9 +18,9 @@ call takes the paid-call path, reserving one unit per contact id in the run's le
 reservation, trimmed to what is left) and settling what Lusha revealed. The cap is spent in a fair
 order: each company's best candidate first, companies in target order, then each one's second, and so
 on; companies the cap cannot reach are not searched, and the report says how many went without. A key,
-plan or credit refusal, a 429 that outlasts the client's retries stops Lusha for the rest of the run:
-the run keeps its site contacts. A call lost to an outage costs only the companies in it their lookup
-(reported, and looked up again by the next run); the other chunks still go.
+plan or credit refusal stops Lusha for the rest of the run: the run keeps its site contacts. A call
+lost to an outage, or to a 429 that outlasts the client's retries, costs only the companies in it their
+lookup (reported, and looked up again by the next run); the other chunks still go.
 Without a Lusha client (no key, fallback switched off) the run keeps its site contacts too, and the
 report names the reason.
 """
@@ -56,6 +56,7 @@ from nightly_pipeline.vendors import lusha as lusha_vendor
 from nightly_pipeline.vendors.lusha import (
     LushaClient,
     LushaError,
+    LushaRateLimited,
     LushaRequestError,
     LushaUnavailable,
     NullLushaClient,
@@ -455,11 +456,11 @@ class _LushaFallback:
                                         lookup.credits, finished and not lookup.cut_short)
 
     def _failed(self, error: Exception) -> str:
-        """How a failed call ends its lookups. One that failed on its own (a bad request, or an outage
-        that outlasted the client's attempts) costs the companies in it their lookup, not the rest of
-        the night's companies theirs; a refused account or a rate limit that outlasted the retries
-        stops Lusha for the run."""
-        if isinstance(error, (LushaRequestError, LushaUnavailable)):
+        """How a failed call ends its lookups. One that failed on its own (a bad request, an outage or
+        a rate limit that outlasted the client's attempts) costs the companies in it their lookup, not
+        the rest of the night's companies theirs: the next calls wait their turn of the key and go. A
+        refused key, plan or credit balance stops Lusha for the run."""
+        if isinstance(error, (LushaRequestError, LushaUnavailable, LushaRateLimited)):
             return "failed"
         if self.stop_reason is None:
             self.stop_reason = str(error)
