@@ -54,11 +54,9 @@ from nightly_pipeline.domain.web import registrable_domain
 from nightly_pipeline.stages.night import TenantNight
 from nightly_pipeline.vendors import lusha as lusha_vendor
 from nightly_pipeline.vendors.lusha import (
+    LushaAccountError,
     LushaClient,
     LushaError,
-    LushaRateLimited,
-    LushaRequestError,
-    LushaUnavailable,
     NullLushaClient,
     SearchHit,
     SearchResult,
@@ -455,12 +453,12 @@ class _LushaFallback:
                 await asyncio.to_thread(self._store_lookup, lookup.domain, lookup.request_id, lookup.people,
                                         lookup.credits, finished and not lookup.cut_short)
 
-    def _failed(self, error: Exception) -> str:
+    def _failed(self, error: LushaError) -> str:
         """How a failed call ends its lookups. One that failed on its own (a bad request, an outage or
         a rate limit that outlasted the client's attempts) costs the companies in it their lookup, not
         the rest of the night's companies theirs: the next calls wait their turn of the key and go. A
         refused key, plan or credit balance stops Lusha for the run."""
-        if isinstance(error, (LushaRequestError, LushaUnavailable, LushaRateLimited)):
+        if not isinstance(error, LushaAccountError):
             return "failed"
         if self.stop_reason is None:
             self.stop_reason = str(error)

@@ -213,7 +213,7 @@ class _Verifier:
             for start in range(0, len(emails), self.batch_size):
                 if self.stop_reason is not None or self.cap_reached:
                     break
-                await self._verify_batch(list(emails[start:start + self.batch_size]))
+                await self._verify_own(BATCH_ENDPOINT, list(emails[start:start + self.batch_size]))
 
     async def verify_singly(self, emails: Sequence[str]) -> None:
         await asyncio.gather(*(self._verify_single([email]) for email in emails))
@@ -405,15 +405,11 @@ class _Verifier:
 
     # -- calls of this run's own addresses ------------------------------------------------------------
     async def _verify_single(self, emails: list[str]) -> None:
-        if self.stop_reason is not None:
-            return
-        result = await self._paid_call(SINGLE_ENDPOINT, emails)
-        if result is None:
-            return
-        self.validations.update((v.email, v) for v in _asked(result, emails))
+        if self.stop_reason is None:
+            await self._verify_own(SINGLE_ENDPOINT, emails)
 
-    async def _verify_batch(self, emails: list[str]) -> None:
-        result = await self._paid_call(BATCH_ENDPOINT, emails)
+    async def _verify_own(self, endpoint: str, emails: list[str]) -> None:
+        result = await self._paid_call(endpoint, emails)
         if result is None:
             return
         self.validations.update((v.email, v) for v in _asked(result, emails))
